@@ -1,0 +1,52 @@
+//! What every sigbridge signing provider shares: the [`Signer`] trait, the [`PublicKey`]
+//! a signature is checked against, and the one place where signatures are normalised to the
+//! encoding cosign expects (ASN.1 DER for ECDSA, PKCS#1 v1.5 for RSA).
+//!
+//! Providers know nothing of registries; the registry client knows nothing of keys.
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod public_key;
+mod signature;
+
+pub use error::{SignerError, SignerErrorKind};
+pub use public_key::{KeyKind, PublicKey};
+pub use signature::{normalise_signature, SignatureError};
+
+use async_trait::async_trait;
+
+/// A PEM certificate (and optional chain) that a signer holds for its key, attached to the
+/// signature as `dev.sigstore.cosign/certificate` and `dev.sigstore.cosign/chain`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateMaterial {
+    /// PEM text of the leaf certificate.
+    pub certificate_pem: String,
+    /// PEM concatenation of intermediates up to the root, if known.
+    pub chain_pem: Option<String>,
+}
+
+/// Something that signs cosign payloads with a key it holds.
+///
+/// `sign` takes a batch so that a remote service can put a whole release under one approval;
+/// providers that sign one payload at a time just loop. The returned signatures are in the
+/// provider's native encoding (for example raw `r||s` from PKCS#11); the caller normalises them
+/// with [`normalise_signature`] and verifies each against [`Signer::public_key`] before anything
+/// is attached.
+#[async_trait]
+pub trait Signer: Send + Sync {
+    /// A short description for logs and errors (never contains secrets).
+    fn describe(&self) -> String;
+
+    /// The public key that every signature from this signer must verify against.
+    async fn public_key(&self) -> Result<PublicKey, SignerError>;
+
+    /// Certificate material to attach next to signatures, if the signer has any.
+    async fn certificate(&self) -> Result<Option<CertificateMaterial>, SignerError> {
+        Ok(None)
+    }
+
+    /// Sign each payload (the exact bytes; the signer hashes with SHA-256 as cosign does).
+    /// Returns one signature per payload, in order.
+    async fn sign(&self, payloads: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, SignerError>;
+}

@@ -1,0 +1,9 @@
+//! sigbridge: sign container images in cosign's format with keys that live elsewhere (an HSM
+//! behind PKCS#11, a remote signing service, a local key file), and verify such signatures.
+//!
+//! Data flows one way: reference and payload, then the signer, then the signature check, then
+//! the registry. Providers (crates under `providers/`) know nothing of registries; the registry
+//! client knows nothing of keys.
+
+pub mod reference;
+pub mod registry;

@@ -1,0 +1,461 @@
+//! Image references, parsed and normalised exactly as go-containerregistry's `pkg/name` does,
+//! because cosign puts `Repository.Name()` into the payload's `docker-reference` and a
+//! byte-identical payload needs the same normalisation.
+//!
+//! Rules (ggcr `name.ParseReference` with default options):
+//! - the first path component is a registry only if it contains `.` or `:` or is `localhost`;
+//! - no registry means `index.docker.io`, and `docker.io` is rewritten to it;
+//! - a single-component Docker Hub repository gets `library/`;
+//! - repository characters are `[a-z0-9_./-]`, 2 to 255 of them;
+//! - `repo:tag@sha256:…` is accepted and the tag dropped; only `sha256:` digests are accepted.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sha2::{Digest as _, Sha256};
+
+/// Docker Hub's canonical registry name, as go-containerregistry spells it.
+pub const DEFAULT_REGISTRY: &str = "index.docker.io";
+const DOCKER_HUB_ALIAS: &str = "docker.io";
+const DEFAULT_TAG: &str = "latest";
+const REPOSITORY_CHARS: &str = "abcdefghijklmnopqrstuvwxyz0123456789_-./";
+const TAG_CHARS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.";
+
+/// Why a reference was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceError {
+    /// The reference is empty.
+    #[error("image reference is empty")]
+    Empty,
+    /// The repository part is malformed.
+    #[error("invalid repository {repository:?} in {input:?}: {reason}")]
+    Repository {
+        /// The whole input.
+        input: String,
+        /// The repository part.
+        repository: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The registry part is malformed.
+    #[error("invalid registry {registry:?} in {input:?}: registries must be valid RFC 3986 URI authorities (host[:port])")]
+    Registry {
+        /// The whole input.
+        input: String,
+        /// The registry part.
+        registry: String,
+    },
+    /// The tag is malformed.
+    #[error("invalid tag {tag:?} in {input:?}: tags are 1 to 128 characters of [A-Za-z0-9_.-]")]
+    Tag {
+        /// The whole input.
+        input: String,
+        /// The tag part.
+        tag: String,
+    },
+    /// The digest is malformed.
+    #[error("invalid digest {digest:?}: expected sha256: followed by 64 lowercase hex characters")]
+    Digest {
+        /// The digest text.
+        digest: String,
+    },
+}
+
+/// A content digest. Only SHA-256 is accepted, as go-containerregistry's `name` package does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest {
+    hex: String,
+}
+
+impl Digest {
+    /// The SHA-256 digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self {
+            hex: hex::encode(Sha256::digest(bytes)),
+        }
+    }
+
+    /// The 64 lowercase hex characters.
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+
+    /// The algorithm name (`sha256`).
+    pub fn algorithm(&self) -> &'static str {
+        "sha256"
+    }
+
+    /// The tag cosign stores signatures under: `sha256-<hex>.sig`.
+    pub fn signature_tag(&self) -> String {
+        format!("sha256-{}.sig", self.hex)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex)
+    }
+}
+
+impl FromStr for Digest {
+    type Err = ReferenceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ReferenceError::Digest {
+            digest: s.to_string(),
+        };
+        let hex = s.strip_prefix("sha256:").ok_or_else(bad)?;
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(bad());
+        }
+        Ok(Self {
+            hex: hex.to_string(),
+        })
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A repository in a registry: `registry/path`, e.g. `index.docker.io/library/ubuntu`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Repository {
+    registry: String,
+    path: String,
+}
+
+impl Repository {
+    /// Parse a repository name (no tag or digest), with Docker Hub defaulting.
+    pub fn parse(input: &str) -> Result<Self, ReferenceError> {
+        if input.is_empty() {
+            return Err(ReferenceError::Empty);
+        }
+        Self::parse_within(input, input)
+    }
+
+    fn parse_within(name: &str, input: &str) -> Result<Self, ReferenceError> {
+        let (registry, path) = match name.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first, rest)
+            }
+            _ => ("", name),
+        };
+        let registry = normalise_registry(registry, input)?;
+        check_repository_path(path, input)?;
+        let path = if registry == DEFAULT_REGISTRY && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path.to_string()
+        };
+        Ok(Self { registry, path })
+    }
+
+    /// The registry host (and port), e.g. `index.docker.io` or `127.0.0.1:5000`.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The repository path inside the registry, e.g. `library/ubuntu`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// `registry/path`: what cosign writes into `docker-reference`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.path)
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.path)
+    }
+}
+
+/// A parsed image reference: a repository plus a tag, a digest, or both.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ImageReference {
+    repository: Repository,
+    tag: Option<String>,
+    digest: Option<Digest>,
+}
+
+impl ImageReference {
+    /// Parse as go-containerregistry's `name.ParseReference` does (weak validation).
+    pub fn parse(input: &str) -> Result<Self, ReferenceError> {
+        if input.is_empty() {
+            return Err(ReferenceError::Empty);
+        }
+        let (base, digest) = match input.split_once('@') {
+            Some((base, digest)) => {
+                if digest.contains('@') {
+                    return Err(ReferenceError::Digest {
+                        digest: digest.to_string(),
+                    });
+                }
+                (base, Some(digest.parse::<Digest>()?))
+            }
+            None => (input, None),
+        };
+        // A tag is whatever follows the last ':' in the last path component, so a registry
+        // port ("host:5000/repo") is not mistaken for one.
+        let last_component = base.rsplit('/').next().unwrap_or(base);
+        let (name, tag) = match last_component.rfind(':') {
+            Some(idx) => {
+                let cut = base.len() - last_component.len() + idx;
+                (&base[..cut], Some(&base[cut + 1..]))
+            }
+            None => (base, None),
+        };
+        if let Some(tag) = tag {
+            if tag.is_empty() || tag.len() > 128 || !tag.chars().all(|c| TAG_CHARS.contains(c)) {
+                return Err(ReferenceError::Tag {
+                    input: input.to_string(),
+                    tag: tag.to_string(),
+                });
+            }
+        }
+        let repository = Repository::parse_within(name, input)?;
+        let tag = match (tag, &digest) {
+            (Some(t), _) => Some(t.to_string()),
+            (None, None) => Some(DEFAULT_TAG.to_string()),
+            (None, Some(_)) => None,
+        };
+        Ok(Self {
+            repository,
+            tag,
+            digest,
+        })
+    }
+
+    /// The same repository pinned to `digest` (the tag is kept only for display).
+    pub fn with_digest(&self, digest: Digest) -> Self {
+        Self {
+            repository: self.repository.clone(),
+            tag: self.tag.clone(),
+            digest: Some(digest),
+        }
+    }
+
+    /// The repository.
+    pub fn repository(&self) -> &Repository {
+        &self.repository
+    }
+
+    /// The tag, if one was given (or `latest` when neither tag nor digest was).
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// The digest, if the reference is pinned.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    /// What to ask the registry for: the digest if pinned, else the tag.
+    pub fn manifest_reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => DEFAULT_TAG.to_string(),
+        }
+    }
+
+    /// `registry/path@sha256:…` when pinned, else `registry/path:tag`.
+    pub fn pinned_or_tagged(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => format!("{}@{d}", self.repository),
+            (None, Some(t)) => format!("{}:{t}", self.repository),
+            (None, None) => self.repository.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ImageReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ImageReference {
+    type Err = ReferenceError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+fn normalise_registry(registry: &str, input: &str) -> Result<String, ReferenceError> {
+    if registry.is_empty() || registry == DOCKER_HUB_ALIAS {
+        return Ok(DEFAULT_REGISTRY.to_string());
+    }
+    let bad = || ReferenceError::Registry {
+        input: input.to_string(),
+        registry: registry.to_string(),
+    };
+    // An RFC 3986 authority without userinfo: host (name, IPv4 or [IPv6]) and optional port.
+    let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']').ok_or_else(bad)?;
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad());
+        }
+        (v6, after.strip_prefix(':'))
+    } else {
+        match registry.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (registry, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && (registry.starts_with('[')
+            || host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    if !host_ok || !port_ok {
+        return Err(bad());
+    }
+    Ok(registry.to_string())
+}
+
+fn check_repository_path(path: &str, input: &str) -> Result<(), ReferenceError> {
+    let bad = |reason: &str| ReferenceError::Repository {
+        input: input.to_string(),
+        repository: path.to_string(),
+        reason: reason.to_string(),
+    };
+    if path.len() < 2 || path.len() > 255 {
+        return Err(bad(
+            "repository must be between 2 and 255 characters in length",
+        ));
+    }
+    if let Some(c) = path.chars().find(|c| !REPOSITORY_CHARS.contains(*c)) {
+        let reason = if c.is_ascii_uppercase() {
+            "repository names must be lowercase".to_string()
+        } else {
+            format!("character {c:?} is not allowed (allowed: a-z 0-9 _ - . /)")
+        };
+        return Err(bad(&reason));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:4aa3054270f7a70b4528f2064ee90961788e1e1518703592ae4463de3b889dec";
+
+    #[test]
+    fn docker_hub_defaulting() {
+        let r = ImageReference::parse("ubuntu").unwrap();
+        assert_eq!(r.repository().name(), "index.docker.io/library/ubuntu");
+        assert_eq!(r.tag(), Some("latest"));
+        let r = ImageReference::parse(&format!("docker.io/namespace/image@{D}")).unwrap();
+        assert_eq!(r.repository().name(), "index.docker.io/namespace/image");
+        assert_eq!(r.digest().unwrap().to_string(), D);
+        assert_eq!(r.tag(), None);
+    }
+
+    #[test]
+    fn registry_detection() {
+        for (input, name) in [
+            ("localhost/foo", "localhost/foo"),
+            ("localhost:5000/foo/bar:1", "localhost:5000/foo/bar"),
+            ("127.0.0.1:5000/a/b", "127.0.0.1:5000/a/b"),
+            ("gcr.io/p/img", "gcr.io/p/img"),
+            ("myorg/img", "index.docker.io/myorg/img"),
+            ("index.docker.io/busybox", "index.docker.io/library/busybox"),
+            ("[::1]:5000/img", "[::1]:5000/img"),
+        ] {
+            assert_eq!(
+                ImageReference::parse(input).unwrap().repository().name(),
+                name,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn tag_and_digest_keeps_digest() {
+        let r =
+            ImageReference::parse(&format!("127.0.0.1:5000/demo/hello:latest-tmp@{D}")).unwrap();
+        assert_eq!(r.repository().name(), "127.0.0.1:5000/demo/hello");
+        assert_eq!(r.digest().unwrap().to_string(), D);
+        assert_eq!(r.manifest_reference(), D);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(matches!(
+            ImageReference::parse(""),
+            Err(ReferenceError::Empty)
+        ));
+        assert!(matches!(
+            ImageReference::parse("Ubuntu"),
+            Err(ReferenceError::Repository { .. })
+        ));
+        assert!(matches!(
+            ImageReference::parse("a"),
+            Err(ReferenceError::Repository { .. })
+        ));
+        assert!(matches!(
+            ImageReference::parse("ubuntu@sha256:abc"),
+            Err(ReferenceError::Digest { .. })
+        ));
+        assert!(matches!(
+            ImageReference::parse("ubuntu@sha512:abc"),
+            Err(ReferenceError::Digest { .. })
+        ));
+        assert!(matches!(
+            ImageReference::parse("ubuntu:"),
+            Err(ReferenceError::Tag { .. })
+        ));
+        assert!(matches!(
+            ImageReference::parse("ubuntu:a+b"),
+            Err(ReferenceError::Tag { .. })
+        ));
+        assert!(matches!(
+            ImageReference::parse("ho st:5000/x/y"),
+            Err(ReferenceError::Repository { .. }) | Err(ReferenceError::Registry { .. })
+        ));
+        assert!(matches!(
+            ImageReference::parse("host:port/x"),
+            Err(ReferenceError::Registry { .. })
+        ));
+    }
+
+    #[test]
+    fn digest_helpers() {
+        let d: Digest = D.parse().unwrap();
+        assert_eq!(d.signature_tag(), format!("sha256-{}.sig", &D[7..]));
+        assert_eq!(
+            Digest::of(b"").hex(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert!("sha256:ABCDEF".parse::<Digest>().is_err());
+    }
+}

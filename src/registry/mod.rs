@@ -1,0 +1,1 @@
+//! STUB: OCI distribution client (helper B).
