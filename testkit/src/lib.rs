@@ -1,0 +1,31 @@
+//! Shared test kit for sigbridge: real `docker-registry` processes (plain, TLS, Basic, bearer
+//! token), random sample images pushed with the real skopeo, and helpers driving the real cosign
+//! 2.5 and skopeo 1.18 as independent signers and verifiers.
+//!
+//! It deliberately does not depend on the `sigbridge` crate, so a bug there cannot hide in the
+//! harness. Every server binds 127.0.0.1 only and is stopped on drop; a missing tool panics with
+//! the command that installs it (tests never skip silently).
+
+mod cosign;
+mod http;
+mod image;
+mod registry;
+mod skopeo;
+mod token;
+mod tools;
+
+pub use cosign::{
+    cosign_attach_signature, cosign_for, cosign_generate, cosign_generate_key_pair, cosign_sign,
+    cosign_verify,
+};
+pub use image::{
+    push_image, push_image_http, push_images_http, push_index, push_sample, sha256_digest,
+    write_oci_layout, SampleImage, OCI_CONFIG, OCI_INDEX, OCI_LAYER_TAR, OCI_MANIFEST,
+};
+pub use registry::{Auth, Registry, RegistryBuilder};
+pub use skopeo::{
+    sigstore_policy, skopeo_generate_key, skopeo_sign, skopeo_verify, skopeo_verify_with_policy,
+    IdentityRule, SkopeoKey, Verdict,
+};
+pub use token::{TokenRequest, TOKEN_TTL_SECS};
+pub use tools::{OutputExt, ToolCommand, Tools};
