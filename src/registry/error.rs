@@ -1,0 +1,242 @@
+//! What can go wrong talking to a registry, worded so the user knows what to do next.
+//!
+//! No variant ever holds a password, token or `Authorization` value, and URLs are shown
+//! without their query strings (upload state and pre-signed redirect URLs carry credentials).
+
+/// The flag that adds a trusted CA (keep in step with the CLI's registry flags).
+pub(crate) const CA_FLAG: &str = "--registry-cacert";
+/// The flag that turns off certificate checks (keep in step with the CLI's registry flags).
+pub(crate) const INSECURE_FLAG: &str = "--allow-insecure-registry";
+/// The flag that allows plain HTTP to non-loopback registries.
+pub(crate) const HTTP_FLAG: &str = "--allow-http-registry";
+
+/// Everything the registry client can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The registry (or its token server) refused our credentials, or wants some and we have
+    /// none (HTTP 401).
+    #[error("authentication to {registry} failed ({detail}): run `{login}` or set SIGBRIDGE_REGISTRY_USERNAME/SIGBRIDGE_REGISTRY_PASSWORD")]
+    Unauthorized {
+        /// The registry host.
+        registry: String,
+        /// Which credentials were used and what the registry said.
+        detail: String,
+        /// The login command to suggest.
+        login: String,
+    },
+    /// The credentials were accepted but do not allow the operation (HTTP 403).
+    #[error("{registry} denied {action} access to {repository} ({detail}): log in as a user who may {action} there (`{login}`), or ask the registry's administrator for access")]
+    Forbidden {
+        /// The registry host.
+        registry: String,
+        /// The repository path.
+        repository: String,
+        /// `pull` or `push`.
+        action: &'static str,
+        /// Which credentials were used and what the registry said.
+        detail: String,
+        /// The login command to suggest.
+        login: String,
+    },
+    /// The TLS handshake failed because the registry's certificate is not trusted.
+    #[error("TLS certificate of {registry} was not accepted ({detail}): pass {CA_FLAG} with the CA that signed it or, only if you must, {INSECURE_FLAG}")]
+    Certificate {
+        /// The registry (or token server) host.
+        registry: String,
+        /// The TLS library's reason.
+        detail: String,
+    },
+    /// The TLS handshake failed for a reason other than the certificate (often: the server
+    /// speaks plain HTTP).
+    #[error(
+        "TLS connection to {registry} failed ({detail}): if it serves plain HTTP, pass {HTTP_FLAG}"
+    )]
+    Tls {
+        /// The registry (or token server) host.
+        registry: String,
+        /// The TLS library's reason.
+        detail: String,
+    },
+    /// No TCP connection could be made.
+    #[error("could not connect to {url} ({detail}): check the registry address and that it is running and reachable")]
+    Connect {
+        /// The URL (without query).
+        url: String,
+        /// Why.
+        detail: String,
+    },
+    /// Neither HTTPS nor the plain HTTP fallback worked.
+    #[error("could not reach {registry} over HTTPS ({https}) nor over plain HTTP ({http}): check the registry address and that it is running and reachable")]
+    Unreachable {
+        /// The registry host.
+        registry: String,
+        /// Why HTTPS failed.
+        https: String,
+        /// Why plain HTTP failed.
+        http: String,
+    },
+    /// The connection failed after it was made (reset, timeout, malformed HTTP).
+    #[error("{method} {url} failed: {detail}")]
+    Network {
+        /// The HTTP method.
+        method: String,
+        /// The URL (without query).
+        url: String,
+        /// Why.
+        detail: String,
+    },
+    /// The registry answered with an unexpected HTTP status.
+    #[error("{method} {url}: registry answered {status}{detail}")]
+    Status {
+        /// The HTTP method.
+        method: String,
+        /// The URL (without query).
+        url: String,
+        /// The status code.
+        status: u16,
+        /// `: CODE: message` from the registry's error JSON, or a text excerpt; may be empty.
+        detail: String,
+    },
+    /// A manifest or blob is not in the registry.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+    /// Content does not hash to the digest it should have.
+    #[error("digest mismatch for {what}: expected {expected}, got {actual}; refusing to use it")]
+    DigestMismatch {
+        /// What was checked.
+        what: String,
+        /// The digest asked for or announced.
+        expected: String,
+        /// The digest of the bytes.
+        actual: String,
+    },
+    /// Content is larger than we are willing to read or write.
+    #[error("{what} is larger than the limit of {limit} bytes; refusing it")]
+    TooLarge {
+        /// What it was.
+        what: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The registry broke the distribution protocol.
+    #[error("unexpected answer from {registry}: {detail}")]
+    Protocol {
+        /// The registry host.
+        registry: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A manifest of a kind sigbridge does not handle (e.g. Docker schema 1).
+    #[error("{what} has media type {media_type:?}, which sigbridge does not support (it reads OCI image manifests and indexes and Docker v2 manifests and manifest lists)")]
+    UnsupportedMediaType {
+        /// What was fetched.
+        what: String,
+        /// Its media type.
+        media_type: String,
+    },
+    /// A tag or digest that cannot be put into a registry URL.
+    #[error("invalid manifest reference {reference:?}: expected a tag ([A-Za-z0-9_.-], at most 128) or a sha256: digest")]
+    InvalidReference {
+        /// What was given.
+        reference: String,
+    },
+    /// A docker/containers credentials file could not be used.
+    #[error("cannot use registry credentials file {path}: {detail}")]
+    CredentialsFile {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+    /// A `docker-credential-*` helper failed.
+    #[error("credential helper docker-credential-{helper} failed for {registry}: {detail}")]
+    CredentialHelper {
+        /// The helper name (without the `docker-credential-` prefix).
+        helper: String,
+        /// The registry.
+        registry: String,
+        /// Why (never the helper's standard output, which may hold a secret).
+        detail: String,
+    },
+    /// A CA file given in the options could not be used.
+    #[error("cannot use CA file {path}: {detail}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+}
+
+impl RegistryError {
+    /// Whether the thing asked for does not exist (404).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RegistryError::NotFound { .. })
+    }
+
+    /// Whether the registry refused our credentials or their permissions (401/403).
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Unauthorized { .. } | RegistryError::Forbidden { .. }
+        )
+    }
+
+    /// The reason alone, without advice (for combining two failures in one message).
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            RegistryError::Connect { detail, .. } => detail.clone(),
+            RegistryError::Certificate { detail, .. } => {
+                format!("certificate not accepted: {detail}")
+            }
+            RegistryError::Tls { detail, .. } => format!("TLS failed: {detail}"),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether this failed below HTTP (TCP, TLS), so another scheme might work.
+    pub(crate) fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Certificate { .. }
+                | RegistryError::Tls { .. }
+                | RegistryError::Connect { .. }
+                | RegistryError::Network { .. }
+        )
+    }
+}
+
+/// How to log in to `registry` (Docker Hub's login takes no argument).
+pub(crate) fn login_command(registry: &str) -> String {
+    if registry == crate::reference::DEFAULT_REGISTRY {
+        "docker login".to_string()
+    } else {
+        format!("docker login {registry}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unauthorized_message_is_actionable() {
+        let e = RegistryError::Unauthorized {
+            registry: "127.0.0.1:5000".into(),
+            detail: "anonymous".into(),
+            login: login_command("127.0.0.1:5000"),
+        };
+        assert_eq!(
+            e.to_string(),
+            "authentication to 127.0.0.1:5000 failed (anonymous): run `docker login 127.0.0.1:5000` or set SIGBRIDGE_REGISTRY_USERNAME/SIGBRIDGE_REGISTRY_PASSWORD"
+        );
+        assert_eq!(login_command("index.docker.io"), "docker login");
+    }
+}
