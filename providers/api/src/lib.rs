@@ -7,11 +7,12 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod pem;
 mod public_key;
 mod signature;
 
 pub use error::{SignerError, SignerErrorKind};
-pub use public_key::{KeyKind, PublicKey};
+pub use public_key::{KeyKind, PublicKey, MIN_RSA_BITS};
 pub use signature::{normalise_signature, SignatureError};
 
 use async_trait::async_trait;
