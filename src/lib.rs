@@ -5,5 +5,14 @@
 //! the registry. Providers (crates under `providers/`) know nothing of registries; the registry
 //! client knows nothing of keys.
 
+pub mod attach;
+pub mod error;
+pub mod payload;
 pub mod reference;
 pub mod registry;
+pub mod resolve;
+pub mod sign;
+pub mod signer;
+pub mod verify;
+
+pub use error::{Error, ExitCode, Result};

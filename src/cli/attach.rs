@@ -1,0 +1,236 @@
+//! `sigbridge attach --payload P --signature S IMAGE`: the manual flow (generate, sign
+//! elsewhere, attach), checked before anything is written.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use sigbridge::attach::{
+    attach_signatures, AttachOutcome, Dedupe, NewSignature, SignatureLocation,
+};
+use sigbridge::payload::ParsedPayload;
+use sigbridge::{Error, ExitCode};
+use sigbridge_signer::{normalise_signature, PublicKey};
+
+use super::common::{read_small_file, resolve, signature_repository_override, RegistryArgs, Verb};
+use super::verify::load_public_key;
+use super::OutputFormat;
+
+/// Payloads are small JSON documents; anything bigger is not one.
+const MAX_PAYLOAD_FILE: u64 = 1024 * 1024;
+const MAX_SIGNATURE_FILE: u64 = 64 * 1024;
+const MAX_CERT_FILE: u64 = 1024 * 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The payload file that was signed (e.g. from `sigbridge generate`), attached verbatim.
+    #[arg(long, value_name = "FILE")]
+    pub payload: PathBuf,
+
+    /// The signature file: base64 (as cosign writes it) or raw binary (DER, or r||s with --key).
+    /// `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub signature: String,
+
+    /// PEM certificate of the signing key, attached as dev.sigstore.cosign/certificate; the
+    /// signature must verify with its key.
+    #[arg(long, value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
+
+    /// PEM chain (intermediates to root), attached as dev.sigstore.cosign/chain.
+    #[arg(long, value_name = "FILE", requires = "certificate")]
+    pub certificate_chain: Option<PathBuf>,
+
+    /// Public key to check the signature with before attaching (PEM file or env://VAR).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// The image the payload is for.
+    pub image: String,
+
+    /// Output on stdout.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let payload = read_small_file(&args.payload, MAX_PAYLOAD_FILE)?;
+    let parsed = ParsedPayload::parse(&payload).map_err(|e| {
+        Error::InvalidInput(format!(
+            "{}: not a cosign payload: {e}",
+            args.payload.display()
+        ))
+    })?;
+    let raw_signature = if args.signature == "-" {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .take(MAX_SIGNATURE_FILE + 1)
+            .read_to_end(&mut buf)?;
+        if buf.len() as u64 > MAX_SIGNATURE_FILE {
+            anyhow::bail!(Error::InvalidInput(
+                "the signature on standard input is larger than 64 KiB".into()
+            ));
+        }
+        buf
+    } else {
+        read_small_file(std::path::Path::new(&args.signature), MAX_SIGNATURE_FILE)?
+    };
+    let signature = decode_signature_input(&raw_signature)?;
+
+    let certificate = match &args.certificate {
+        Some(p) => Some(pem_text(p, MAX_CERT_FILE)?),
+        None => None,
+    };
+    let chain = match &args.certificate_chain {
+        Some(p) => Some(pem_text(p, MAX_CERT_FILE)?),
+        None => None,
+    };
+    let cert_key = match &certificate {
+        Some(pem) => Some(PublicKey::from_pem(pem).map_err(|source| {
+            Error::InvalidKey {
+                context: format!(
+                    "certificate {}",
+                    args.certificate
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ),
+                source,
+            }
+        })?),
+        None => None,
+    };
+    let key = match &args.key {
+        Some(spec) => Some(load_public_key(spec)?),
+        None => None,
+    };
+
+    // Every key we were given must accept the signature; normalise with the first one.
+    let checkers: Vec<(String, &PublicKey)> = key
+        .iter()
+        .map(|k| ("--key".to_string(), k))
+        .chain(cert_key.iter().map(|k| ("--certificate".to_string(), k)))
+        .collect();
+    let signature = match checkers.first() {
+        Some((what, k)) => {
+            normalise_signature(k, &signature).map_err(|source| Error::Signature {
+                context: format!("signature checked with {what}"),
+                source,
+            })?
+        }
+        None => {
+            eprintln!("WARNING: no --key or --certificate given: the signature is attached without being checked");
+            signature
+        }
+    };
+    for (what, k) in &checkers {
+        k.verify(&payload, &signature)
+            .map_err(|source| Error::Signature {
+                context: format!(
+                    "signature over {} checked with {what}",
+                    args.payload.display()
+                ),
+                source,
+            })?;
+    }
+
+    let client = args.registry.client()?;
+    let image = resolve(&client, &args.image, Verb::Sign).await?;
+    if parsed.manifest_digest != image.digest.to_string() {
+        anyhow::bail!(Error::PayloadDigestMismatch {
+            claimed: parsed.manifest_digest,
+            image: image.reference.to_string(),
+            actual: image.digest.to_string(),
+        });
+    }
+    let location = SignatureLocation::new(
+        image.repository(),
+        &image.digest,
+        signature_repository_override()?.as_ref(),
+    );
+    let new = NewSignature {
+        payload,
+        signature,
+        certificate,
+        chain,
+    };
+    let outcome = attach_signatures(&client, &location, &[new], &Dedupe::ExactOnly).await?;
+    let outcome = outcome
+        .first()
+        .copied()
+        .unwrap_or(AttachOutcome::AlreadyPresent);
+    match args.output {
+        OutputFormat::Text => println!("{}", image.pinned()),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({
+                "image": image.pinned(),
+                "digest": image.digest,
+                "signatureRepository": location.repository.to_string(),
+                "signatureTag": location.tag,
+                "outcome": outcome,
+            })
+        ),
+    }
+    Ok(ExitCode::Success)
+}
+
+/// A signature file is base64 text (cosign's form, surrounding whitespace ignored) or raw
+/// binary. DER starts with 0x30 followed by a length byte that is never printable base64, so
+/// the two cannot be confused for ECDSA; RSA signatures of full modulus length are not valid
+/// base64 text either except by negligible chance.
+fn decode_signature_input(raw: &[u8]) -> anyhow::Result<Vec<u8>> {
+    if raw.is_empty() {
+        anyhow::bail!(Error::InvalidInput("the signature is empty".into()));
+    }
+    let text_like = raw.iter().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\n' | b'\r' | b' ' | b'\t')
+    });
+    if text_like {
+        let cleaned: Vec<u8> = raw
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        return base64::engine::general_purpose::STANDARD
+            .decode(&cleaned)
+            .map_err(|e| {
+                anyhow::Error::from(Error::InvalidInput(format!(
+                    "the signature looks like base64 text but does not decode: {e}"
+                )))
+            });
+    }
+    Ok(raw.to_vec())
+}
+
+fn pem_text(path: &std::path::Path, limit: u64) -> anyhow::Result<String> {
+    let bytes = read_small_file(path, limit)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::InvalidInput(format!("{} is not PEM text", path.display())))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        anyhow::bail!(Error::InvalidInput(format!(
+            "{} holds no PEM CERTIFICATE block",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_input_forms() {
+        assert_eq!(decode_signature_input(b"aGVsbG8=\n").unwrap(), b"hello");
+        assert_eq!(
+            decode_signature_input(&[0x30, 0x45, 0x02]).unwrap(),
+            vec![0x30, 0x45, 0x02]
+        );
+        assert!(decode_signature_input(b"").is_err());
+        assert!(decode_signature_input(b"abc").is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! `sigbridge verify --key PUB IMAGE`: cosign's checks, output layout and exit codes.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+use sigbridge::attach::SignatureLocation;
+use sigbridge::payload::parse_annotations;
+use sigbridge::verify::{verify_image, VerifiedSignature, VerifyOptions, DEFAULT_MAX_PAYLOAD_SIZE};
+use sigbridge::ExitCode;
+use sigbridge_signer::PublicKey;
+
+use super::common::{read_small_file, resolve, signature_repository_override, RegistryArgs, Verb};
+use super::OutputFormat;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The public key: a PEM file (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE) or env://VAR.
+    #[arg(long, value_name = "KEY")]
+    pub key: String,
+
+    /// The image to verify.
+    pub image: String,
+
+    /// Require these key=value annotations (string values) in the payload.
+    #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+
+    /// stdout format: json (cosign's default: the verified payloads as a JSON array) or text
+    /// (each raw payload on its own line).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Json)]
+    pub output: OutputFormat,
+
+    /// Accepted for cosign compatibility: sigbridge never consults a transparency log.
+    #[arg(long, hide = true)]
+    pub insecure_ignore_tlog: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let key = load_public_key(&args.key)?;
+    let annotations = parse_annotations(&args.annotations)?;
+    let client = args.registry.client()?;
+    let image = resolve(&client, &args.image, Verb::Verify).await?;
+    let location = SignatureLocation::new(
+        image.repository(),
+        &image.digest,
+        signature_repository_override()?.as_ref(),
+    );
+    let max_payload_size = match std::env::var("COSIGN_MAX_ATTACHMENT_SIZE") {
+        Ok(v) => v.parse().with_context(|| {
+            format!("COSIGN_MAX_ATTACHMENT_SIZE={v:?} is not a number of bytes")
+        })?,
+        Err(_) => DEFAULT_MAX_PAYLOAD_SIZE,
+    };
+    let opts = VerifyOptions {
+        key,
+        annotations: annotations.clone(),
+        max_payload_size,
+    };
+    let verified = verify_image(&client, &image, &location, &opts).await?;
+
+    let name = match image.reference.tag() {
+        Some(tag) if image.from_tag => format!("{}:{tag}", image.repository()),
+        _ => image.pinned(),
+    };
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "\nVerification for {name} --")?;
+    writeln!(
+        err,
+        "The following checks were performed on each of these signatures:"
+    )?;
+    if !annotations.is_empty() {
+        writeln!(err, "  - The specified annotations were verified.")?;
+    }
+    writeln!(err, "  - The cosign claims were validated")?;
+    writeln!(
+        err,
+        "  - The signatures were verified against the specified public key"
+    )?;
+    drop(err);
+
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        OutputFormat::Json => {
+            let all: Vec<Value> = verified.iter().map(cosign_view).collect();
+            writeln!(out, "\n{}", serde_json::to_string(&all)?)?;
+        }
+        OutputFormat::Text => {
+            for v in &verified {
+                out.write_all(&v.payload)?;
+                writeln!(out)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::Success)
+}
+
+/// The payload as cosign re-marshals it for output (canonical key spelling, unknown fields dropped).
+fn cosign_view(v: &VerifiedSignature) -> Value {
+    let p = &v.parsed;
+    json!({
+        "critical": {
+            "identity": {"docker-reference": p.docker_reference},
+            "image": {"docker-manifest-digest": p.manifest_digest},
+            "type": p.signature_type,
+        },
+        "optional": p.optional.clone().map(Value::Object).unwrap_or(Value::Null),
+    })
+}
+
+/// A key from a file or `env://VAR`, as cosign's `--key` accepts them.
+pub fn load_public_key(spec: &str) -> anyhow::Result<PublicKey> {
+    let pem = if let Some(var) = spec.strip_prefix("env://") {
+        std::env::var(var).map_err(|_| {
+            sigbridge::Error::InvalidInput(format!(
+                "--key {spec}: environment variable {var} is not set"
+            ))
+        })?
+    } else {
+        let bytes = read_small_file(std::path::Path::new(spec), 1024 * 1024)?;
+        String::from_utf8(bytes).map_err(|_| {
+            sigbridge::Error::InvalidInput(format!("--key {spec}: not a PEM text file"))
+        })?
+    };
+    PublicKey::from_pem(&pem).map_err(|source| {
+        anyhow::Error::from(sigbridge::Error::InvalidKey {
+            context: format!("loading public key {spec}"),
+            source,
+        })
+    })
+}

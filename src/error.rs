@@ -1,0 +1,158 @@
+//! The library's error type and the exit codes the binary maps it to.
+//!
+//! Exit codes are a contract for pipelines (documented in README and `sigbridge --help`);
+//! 10, 11 and 12 mean what they mean to `cosign verify`.
+
+use sigbridge_signer::{SignatureError, SignerError, SignerErrorKind};
+
+use crate::payload::PayloadError;
+use crate::reference::ReferenceError;
+use crate::registry::RegistryError;
+
+/// Stable process exit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything succeeded.
+    Success = 0,
+    /// An error not covered below.
+    Failure = 1,
+    /// The command line was malformed (clap's own code).
+    Usage = 2,
+    /// An input (reference, annotation, payload, signature, certificate file) is malformed.
+    InvalidInput = 3,
+    /// A key could not be loaded: unreadable, malformed, unsupported, or the password/PIN is
+    /// missing or wrong.
+    Key = 4,
+    /// A signature does not verify against the signer's (or the given) public key, or a payload
+    /// does not belong to the image; nothing was attached.
+    SignatureMismatch = 5,
+    /// The registry could not be used: network, TLS, authentication, or an unexpected answer.
+    Registry = 6,
+    /// A person or policy refused the signing request (denied, canceled).
+    Rejected = 7,
+    /// The signer could not be reached or failed.
+    SignerUnavailable = 8,
+    /// `verify`: the image has no signatures (cosign's code).
+    NoSignatures = 10,
+    /// The image (tag or digest) does not exist (cosign's code).
+    ImageNotFound = 11,
+    /// `verify`: signatures exist but none matches (cosign's code).
+    NoMatchingSignatures = 12,
+}
+
+/// Everything that can go wrong in a sigbridge operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A malformed image or repository reference.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// A malformed payload or annotation.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A signer failed.
+    #[error("{signer}: {source}")]
+    Signer {
+        /// Which signer.
+        signer: String,
+        /// What went wrong.
+        #[source]
+        source: SignerError,
+    },
+    /// A signature or key failed a check.
+    #[error("{context}: {source}")]
+    Signature {
+        /// What was being checked.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: SignatureError,
+    },
+    /// A public key or certificate could not be used.
+    #[error("{context}: {source}")]
+    InvalidKey {
+        /// Which key.
+        context: String,
+        /// Why.
+        #[source]
+        source: SignatureError,
+    },
+    /// The image does not exist.
+    #[error("image not found: {0} (check the reference, and that you may read it)")]
+    ImageNotFound(String),
+    /// `verify`: no signatures stored for the image.
+    #[error("no signatures found for {image} (looked for tag {tag} in {repository})")]
+    NoSignatures {
+        /// The image.
+        image: String,
+        /// The signature tag looked up.
+        tag: String,
+        /// The repository searched.
+        repository: String,
+    },
+    /// `verify`: no stored signature passed every check.
+    #[error("no matching signatures:\n{}", reasons.join("\n"))]
+    NoMatchingSignatures {
+        /// One line per signature layer.
+        reasons: Vec<String>,
+    },
+    /// The payload given does not claim the image's digest.
+    #[error("payload claims digest {claimed:?}, but {image} is {actual}; refusing to attach a payload for another image")]
+    PayloadDigestMismatch {
+        /// What the payload says.
+        claimed: String,
+        /// The image.
+        image: String,
+        /// The image's digest.
+        actual: String,
+    },
+    /// An input file or value is malformed.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The signature manifest in the registry is not one we can safely append to.
+    #[error("{0}")]
+    UnsafeSignatureManifest(String),
+    /// Reading a local file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Reference(_) | Error::Payload(_) | Error::InvalidInput(_) => {
+                ExitCode::InvalidInput
+            }
+            Error::Registry(_) | Error::UnsafeSignatureManifest(_) => ExitCode::Registry,
+            Error::Signer { source, .. } => match source.kind() {
+                SignerErrorKind::InvalidKey
+                | SignerErrorKind::Credentials
+                | SignerErrorKind::Unsupported => ExitCode::Key,
+                SignerErrorKind::Rejected => ExitCode::Rejected,
+                SignerErrorKind::BadSignature => ExitCode::SignatureMismatch,
+                _ => ExitCode::SignerUnavailable,
+            },
+            Error::Signature { .. } | Error::PayloadDigestMismatch { .. } => {
+                ExitCode::SignatureMismatch
+            }
+            Error::InvalidKey { .. } => ExitCode::Key,
+            Error::ImageNotFound(_) => ExitCode::ImageNotFound,
+            Error::NoSignatures { .. } => ExitCode::NoSignatures,
+            Error::NoMatchingSignatures { .. } => ExitCode::NoMatchingSignatures,
+            Error::Io { .. } => ExitCode::InvalidInput,
+        }
+    }
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

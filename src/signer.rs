@@ -1,0 +1,96 @@
+//! Turning a SIGNER argument into a [`Signer`]: a URI (`pkcs11:…`, `signpath://…`) or a key
+//! file path. Secrets (passwords) come from a caller-supplied source, never from the argument.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use sigbridge_local::KeyFile;
+use sigbridge_signer::{Signer, SignerError, SignerErrorKind};
+
+use crate::error::{Error, Result};
+
+/// What a SIGNER argument names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignerSpec {
+    /// A local key file (cosign encrypted key, PKCS#8, SEC1 or PKCS#1 PEM).
+    KeyFile(PathBuf),
+    /// A PKCS#11 URI (RFC 7512).
+    Pkcs11(String),
+    /// A SignPath-style remote signing service.
+    SignPath(String),
+}
+
+impl SignerSpec {
+    /// Classify a SIGNER argument by its scheme; anything without a known scheme is a path.
+    pub fn parse(spec: &str) -> Result<Self> {
+        if spec.is_empty() {
+            return Err(Error::InvalidInput(
+                "the signer is empty: give a key file, a pkcs11: URI or a signpath:// URI".into(),
+            ));
+        }
+        if spec.starts_with("pkcs11:") {
+            return Ok(Self::Pkcs11(spec.to_string()));
+        }
+        if spec.starts_with("signpath://")
+            || spec.starts_with("signpath+http://")
+            || spec.starts_with("signpath+https://")
+        {
+            return Ok(Self::SignPath(spec.to_string()));
+        }
+        let path = spec.strip_prefix("file://").unwrap_or(spec);
+        Ok(Self::KeyFile(PathBuf::from(path)))
+    }
+}
+
+/// Where a key password comes from when a key turns out to be encrypted.
+pub trait PasswordSource {
+    /// The password for `key`, or `None` if there is no way to get one.
+    fn password_for(&self, key: &Path) -> std::result::Result<Option<SecretString>, SignerError>;
+}
+
+/// Build the signer named by `spec`.
+pub fn open_signer(spec: &SignerSpec, passwords: &dyn PasswordSource) -> Result<Box<dyn Signer>> {
+    match spec {
+        SignerSpec::KeyFile(path) => {
+            let describe = format!("local key {}", path.display());
+            let wrap = |source: SignerError| Error::Signer {
+                signer: describe.clone(),
+                source,
+            };
+            let file = KeyFile::read(path).map_err(|e| wrap(e.into()))?;
+            let password = if file.is_encrypted() {
+                let password = passwords.password_for(path).map_err(wrap)?;
+                if password.is_none() {
+                    return Err(wrap(SignerError::new(
+                        SignerErrorKind::Credentials,
+                        format!(
+                            "{} is encrypted and no password was given: set COSIGN_PASSWORD (set but empty means an empty password), or run on a terminal to be prompted",
+                            path.display()
+                        ),
+                    )));
+                }
+                password
+            } else {
+                None
+            };
+            let signer = file
+                .decrypt(password.as_ref())
+                .map_err(|e| wrap(e.into()))?;
+            Ok(Box::new(signer))
+        }
+        SignerSpec::Pkcs11(_) => Err(Error::Signer {
+            signer: "pkcs11".into(),
+            source: SignerError::new(
+                SignerErrorKind::Unsupported,
+                "PKCS#11 signers are not available in this version of sigbridge yet",
+            ),
+        }),
+        SignerSpec::SignPath(_) => Err(Error::Signer {
+            signer: "signpath".into(),
+            source: SignerError::new(
+                SignerErrorKind::Unsupported,
+                "SignPath signers are not available in this version of sigbridge yet",
+            ),
+        }),
+    }
+}

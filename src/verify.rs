@@ -1,0 +1,143 @@
+//! cosign-compatible verification of key-based (`.sig` tag) signatures.
+//!
+//! Semantics follow `cosign verify --key K --insecure-ignore-tlog`: every layer is checked on its
+//! own and one good layer is enough; the layer's signature must verify over the exact payload
+//! blob; the payload must claim the image's digest; `-a k=v` must match string values in
+//! `optional`. Like cosign, the layer media type, `critical.type` and `docker-reference` are not
+//! checked (containers/image checks the identity; use its policies for that).
+
+use std::collections::BTreeMap;
+
+use futures::stream::{self, StreamExt};
+use sigbridge_signer::PublicKey;
+
+use crate::attach::{
+    decode_signature_annotation, read_signature_manifest, SignatureLocation,
+    CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION,
+};
+use crate::error::{Error, Result};
+use crate::payload::ParsedPayload;
+use crate::registry::manifest::Descriptor;
+use crate::registry::RegistryClient;
+use crate::resolve::ResolvedImage;
+
+/// cosign's default cap on a signature payload blob (`COSIGN_MAX_ATTACHMENT_SIZE` overrides it).
+pub const DEFAULT_MAX_PAYLOAD_SIZE: u64 = 128 * 1024 * 1024;
+
+/// How many layers are fetched and checked at once (cosign's `--max-workers` default).
+const VERIFY_CONCURRENCY: usize = 10;
+
+/// What to check.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// The public key signatures must verify with.
+    pub key: PublicKey,
+    /// `-a` annotations that must be present with equal string values.
+    pub annotations: BTreeMap<String, String>,
+    /// Largest payload blob read.
+    pub max_payload_size: u64,
+}
+
+/// A signature that passed every check.
+#[derive(Clone, Debug)]
+pub struct VerifiedSignature {
+    /// The exact payload bytes.
+    pub payload: Vec<u8>,
+    /// The payload, parsed.
+    pub parsed: ParsedPayload,
+    /// The base64 signature as stored.
+    pub signature: String,
+    /// The certificate annotation, if present.
+    pub certificate: Option<String>,
+}
+
+/// Verify the signatures of `image` stored at `location`.
+pub async fn verify_image(
+    client: &RegistryClient,
+    image: &ResolvedImage,
+    location: &SignatureLocation,
+    opts: &VerifyOptions,
+) -> Result<Vec<VerifiedSignature>> {
+    let manifest = read_signature_manifest(client, location).await?;
+    let layers = manifest.map(|m| m.layers).unwrap_or_default();
+    if layers.is_empty() {
+        return Err(Error::NoSignatures {
+            image: image.pinned(),
+            tag: location.tag.clone(),
+            repository: location.repository.to_string(),
+        });
+    }
+    let results: Vec<std::result::Result<VerifiedSignature, String>> = stream::iter(layers.iter())
+        .map(|layer| check_layer(client, image, location, layer, opts))
+        .buffered(VERIFY_CONCURRENCY)
+        .collect()
+        .await;
+    let mut good = Vec::new();
+    let mut reasons = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => good.push(v),
+            Err(reason) => reasons.push(reason),
+        }
+    }
+    if good.is_empty() {
+        return Err(Error::NoMatchingSignatures { reasons });
+    }
+    for reason in &reasons {
+        tracing::debug!(%reason, "a signature layer did not match");
+    }
+    Ok(good)
+}
+
+async fn check_layer(
+    client: &RegistryClient,
+    image: &ResolvedImage,
+    location: &SignatureLocation,
+    layer: &Descriptor,
+    opts: &VerifyOptions,
+) -> std::result::Result<VerifiedSignature, String> {
+    let empty = BTreeMap::new();
+    let annotations = layer.annotations.as_ref().unwrap_or(&empty);
+    let Some(b64) = annotations.get(SIGNATURE_ANNOTATION) else {
+        return Err(format!(
+            "signature layer {} is missing {SIGNATURE_ANNOTATION:?} annotation",
+            layer.digest
+        ));
+    };
+    let signature = decode_signature_annotation(b64).map_err(|e| {
+        format!(
+            "signature layer {}: signature is not valid base64: {e}",
+            layer.digest
+        )
+    })?;
+    if layer.size > opts.max_payload_size {
+        return Err(format!(
+            "signature layer {}: payload of {} bytes exceeds the limit of {} (COSIGN_MAX_ATTACHMENT_SIZE)",
+            layer.digest, layer.size, opts.max_payload_size
+        ));
+    }
+    let payload = client
+        .get_blob(&location.repository, &layer.digest, opts.max_payload_size)
+        .await
+        .map_err(|e| format!("signature layer {}: reading payload: {e}", layer.digest))?;
+    opts.key
+        .verify(&payload, &signature)
+        .map_err(|e| format!("signature layer {}: {e}", layer.digest))?;
+    let parsed = ParsedPayload::parse(&payload)
+        .map_err(|e| format!("signature layer {}: {e}", layer.digest))?;
+    if parsed.manifest_digest != image.digest.to_string() {
+        return Err(format!(
+            "invalid or missing digest in claim: {}",
+            parsed.manifest_digest
+        ));
+    }
+    if !parsed.has_annotations(&opts.annotations) {
+        return Err("missing or incorrect annotation".to_string());
+    }
+    Ok(VerifiedSignature {
+        payload: payload.to_vec(),
+        parsed,
+        signature: b64.to_string(),
+        certificate: annotations.get(CERTIFICATE_ANNOTATION).cloned(),
+    })
+}
