@@ -29,10 +29,12 @@ pub enum ExitCode {
     SignatureMismatch = 5,
     /// The registry could not be used: network, TLS, authentication, or an unexpected answer.
     Registry = 6,
-    /// A person or policy refused the signing request (denied, canceled).
+    /// A person or policy denied the signing request.
     Rejected = 7,
     /// The signer could not be reached or failed.
     SignerUnavailable = 8,
+    /// The signing request was canceled (by a person, the service, or a wait limit).
+    Canceled = 9,
     /// `verify`: the image has no signatures (cosign's code).
     NoSignatures = 10,
     /// The image (tag or digest) does not exist (cosign's code).
@@ -139,6 +141,7 @@ impl Error {
                 | SignerErrorKind::Credentials
                 | SignerErrorKind::Unsupported => ExitCode::Key,
                 SignerErrorKind::Rejected => ExitCode::Rejected,
+                SignerErrorKind::Canceled => ExitCode::Canceled,
                 SignerErrorKind::BadSignature => ExitCode::SignatureMismatch,
                 _ => ExitCode::SignerUnavailable,
             },

@@ -24,8 +24,9 @@ Exit codes:
    5  a signature does not verify against the key, or a payload is for another image;
       nothing was attached
    6  registry error (network, TLS, authentication, unexpected answer)
-   7  the signing request was denied or canceled
-   8  the signer is unreachable or failed
+   7  the signing request was denied
+   8  the signer is unreachable or failed (including a signing request that failed)
+   9  the signing request was canceled, or the wait for it timed out
   10  verify: no signatures found (as cosign)
   11  image not found (as cosign)
   12  verify: no matching signatures (as cosign)";

@@ -10,8 +10,10 @@ pub enum SignerErrorKind {
     Credentials,
     /// The key type, curve or mechanism is not supported.
     Unsupported,
-    /// A person or policy refused the signing (denied, canceled).
+    /// A person or policy refused the signing (denied).
     Rejected,
+    /// The signing request was canceled (by a person, a timeout or the service).
+    Canceled,
     /// The signer could not be reached or failed while signing (network, HSM error, timeout).
     Unavailable,
     /// The signer returned something that is not a valid signature for its key.
@@ -25,6 +27,7 @@ impl fmt::Display for SignerErrorKind {
             Self::Credentials => "credentials",
             Self::Unsupported => "unsupported",
             Self::Rejected => "rejected",
+            Self::Canceled => "canceled",
             Self::Unavailable => "unavailable",
             Self::BadSignature => "bad signature",
         })
