@@ -42,6 +42,41 @@ impl SignerSpec {
     }
 }
 
+/// A PKCS#11 signer for `uri`. The PIN comes from, in order: `pin-value` in the URI (warned
+/// about: URIs end up in shell history and process listings), `pin-source=FILE`,
+/// `COSIGN_PKCS11_PIN`, and a terminal prompt only when the token requires login. The module,
+/// token and key are opened on first use.
+pub fn open_pkcs11(uri: &str) -> Result<sigbridge_pkcs11::Pkcs11Signer> {
+    let parsed =
+        sigbridge_pkcs11::Pkcs11Uri::parse(uri).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    if parsed.has_pin_value() {
+        tracing::warn!(
+            "the pkcs11: URI carries pin-value: other users can read it in process listings and it lands in shell history; put the PIN in a file (pin-source=FILE) or in COSIGN_PKCS11_PIN"
+        );
+    }
+    let mut options = sigbridge_pkcs11::Pkcs11Options::from_env();
+    options.pin_prompt = Some(std::sync::Arc::new(TerminalPinPrompt));
+    sigbridge_pkcs11::Pkcs11Signer::new(parsed, options).map_err(|e| Error::Signer {
+        signer: "pkcs11".into(),
+        source: e.into(),
+    })
+}
+
+/// Asks for a PKCS#11 PIN on the terminal; never when stdin or stderr is not a terminal.
+pub struct TerminalPinPrompt;
+
+impl sigbridge_pkcs11::PinPrompt for TerminalPinPrompt {
+    fn prompt(&self, message: &str) -> std::result::Result<Option<SecretString>, String> {
+        use std::io::IsTerminal as _;
+        if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+            return Ok(None);
+        }
+        rpassword::prompt_password(message)
+            .map(|p| Some(SecretString::from(p)))
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Where a key password comes from when a key turns out to be encrypted.
 pub trait PasswordSource {
     /// The password for `key`, or `None` if there is no way to get one.
@@ -78,13 +113,7 @@ pub fn open_signer(spec: &SignerSpec, passwords: &dyn PasswordSource) -> Result<
                 .map_err(|e| wrap(e.into()))?;
             Ok(Box::new(signer))
         }
-        SignerSpec::Pkcs11(_) => Err(Error::Signer {
-            signer: "pkcs11".into(),
-            source: SignerError::new(
-                SignerErrorKind::Unsupported,
-                "PKCS#11 signers are not available in this version of sigbridge yet",
-            ),
-        }),
+        SignerSpec::Pkcs11(uri) => Ok(Box::new(open_pkcs11(uri)?)),
         SignerSpec::SignPath(_) => Err(Error::Signer {
             signer: "signpath".into(),
             source: SignerError::new(

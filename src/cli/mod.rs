@@ -4,6 +4,7 @@ mod attach;
 mod common;
 mod generate;
 mod generate_key_pair;
+mod pkcs11;
 mod public_key;
 mod sign;
 mod verify;
@@ -79,6 +80,9 @@ pub enum Command {
     GenerateKeyPair(generate_key_pair::Args),
     /// Print the PEM public key of a signer.
     PublicKey(public_key::Args),
+    /// PKCS#11 helpers: list a module's tokens, and the URIs of a token's signing keys.
+    #[command(name = "pkcs11")]
+    Pkcs11(pkcs11::Args),
 }
 
 /// Run the parsed command.
@@ -90,5 +94,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a).await,
         Command::GenerateKeyPair(a) => generate_key_pair::run(a).await,
         Command::PublicKey(a) => public_key::run(a).await,
+        Command::Pkcs11(a) => pkcs11::run(a).await,
     }
 }

@@ -11,6 +11,7 @@ mod http;
 mod image;
 mod registry;
 mod skopeo;
+mod softhsm;
 mod token;
 mod tools;
 
@@ -26,6 +27,10 @@ pub use registry::{Auth, Registry, RegistryBuilder};
 pub use skopeo::{
     sigstore_policy, skopeo_generate_key, skopeo_sign, skopeo_verify, skopeo_verify_with_policy,
     IdentityRule, SkopeoKey, Verdict,
+};
+pub use softhsm::{
+    HsmKey, HsmKeyType, HsmToken, IssuedCertificate, SoftHsm, StandardToken, SOFTHSM_MODULE,
+    SOFTHSM_SO_PIN, SOFTHSM_USER_PIN,
 };
 pub use token::{TokenRequest, TOKEN_TTL_SECS};
 pub use tools::{OutputExt, ToolCommand, Tools};
