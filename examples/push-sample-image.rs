@@ -4,6 +4,7 @@
 //! With COUNT > 1, pushes COUNT distinct images tagged `<tag>-<n>` and prints each digest.
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 use sigbridge::reference::{Digest, ImageReference};
 use sigbridge::registry::{RegistryClient, RegistryOptions};
 

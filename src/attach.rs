@@ -7,7 +7,7 @@
 //! or someone else's) is merged back and the manifest rewritten, with jittered backoff.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -126,13 +126,73 @@ pub async fn attach_signatures(
     signatures: &[NewSignature],
     dedupe: &Dedupe,
 ) -> Result<Vec<AttachOutcome>> {
+    let written = write_signatures(client, location, signatures, dedupe).await?;
+    let outcomes = written.outcomes.clone();
+    if written.needs_confirmation() {
+        tokio::time::sleep(confirm_delay(1)).await;
+        confirm_signatures(client, written).await?;
+    }
+    Ok(outcomes)
+}
+
+/// A signature manifest write that still has to be confirmed by [`confirm_signatures`].
+#[derive(Debug)]
+pub struct WrittenSignatures {
+    location: SignatureLocation,
+    /// What happened to each new signature.
+    pub outcomes: Vec<AttachOutcome>,
+    /// Layers that were already there or appeared since: never to be dropped.
+    seen: Vec<Descriptor>,
+    /// Layers this write added.
+    ours: Vec<Descriptor>,
+    /// What the last write put at the tag.
+    written: Vec<Descriptor>,
+    docker_types: bool,
+    round: u32,
+    written_at: Instant,
+}
+
+impl WrittenSignatures {
+    /// Whether anything was written (a batch of duplicates writes nothing).
+    pub fn needs_confirmation(&self) -> bool {
+        !self.ours.is_empty()
+    }
+
+    /// When the manifest was written.
+    pub fn written_at(&self) -> Instant {
+        self.written_at
+    }
+}
+
+/// Upload the payloads, read the signature manifest, append what is new, and write it. The
+/// result must be passed to [`confirm_signatures`] a little later: batches write many
+/// manifests first and confirm them afterwards, so the wait that lets racing writers land
+/// their writes is spent once, not per image.
+pub async fn write_signatures(
+    client: &RegistryClient,
+    location: &SignatureLocation,
+    signatures: &[NewSignature],
+    dedupe: &Dedupe,
+) -> Result<WrittenSignatures> {
     let repo = &location.repository;
+    // Payload blobs go up before the manifest is read: it keeps the read-to-write window, in
+    // which a concurrent writer can slip in, as short as possible. A duplicate costs one
+    // small wasted upload; re-uploading existing content is harmless.
+    for sig in signatures {
+        client
+            .upload_blob(
+                repo,
+                &Digest::of(&sig.payload),
+                Bytes::from(sig.payload.clone()),
+            )
+            .await?;
+    }
     let existing = read_signature_manifest(client, location).await?;
     let docker_types = existing
         .as_ref()
         .is_some_and(|m| m.media_type.as_deref() == Some(media_types::DOCKER_MANIFEST));
 
-    let mut seen: Vec<Descriptor> = existing
+    let seen: Vec<Descriptor> = existing
         .as_ref()
         .map(|m| m.layers.clone())
         .unwrap_or_default();
@@ -148,50 +208,75 @@ pub async fn attach_signatures(
             outcomes.push(AttachOutcome::AlreadyPresent);
             continue;
         }
-        client
-            .put_blob(repo, &layer.digest, Bytes::from(sig.payload.clone()))
-            .await?;
         ours.push(layer);
         outcomes.push(AttachOutcome::Attached);
     }
-    if ours.is_empty() {
-        return Ok(outcomes);
+    let mut written = WrittenSignatures {
+        location: location.clone(),
+        outcomes,
+        seen,
+        ours,
+        written: Vec::new(),
+        docker_types,
+        round: 0,
+        written_at: Instant::now(),
+    };
+    if written.needs_confirmation() {
+        rewrite(client, &mut written).await?;
     }
+    Ok(written)
+}
 
-    let mut round = 0;
+async fn rewrite(client: &RegistryClient, w: &mut WrittenSignatures) -> Result<()> {
+    w.round += 1;
+    let layers = merge_layers(&w.seen, &w.ours);
+    if layers.len() > MAX_SIGNATURE_LAYERS {
+        return Err(Error::UnsafeSignatureManifest(format!(
+            "{} would hold {} signatures; cosign refuses to read more than {MAX_SIGNATURE_LAYERS}",
+            w.location,
+            layers.len()
+        )));
+    }
+    write_manifest(client, &w.location, &layers, w.docker_types).await?;
+    w.written = layers;
+    w.written_at = Instant::now();
+    Ok(())
+}
+
+/// Re-read the tag; if any layer we wrote or saw is gone (a concurrent writer replaced the
+/// manifest with its own read-append-write), merge everything back and rewrite, with growing
+/// jittered waits, until the tag holds all of it.
+pub async fn confirm_signatures(client: &RegistryClient, mut w: WrittenSignatures) -> Result<()> {
+    if !w.needs_confirmation() {
+        return Ok(());
+    }
     loop {
-        round += 1;
-        let layers = merge_layers(&seen, &ours);
-        if layers.len() > MAX_SIGNATURE_LAYERS {
-            return Err(Error::UnsafeSignatureManifest(format!(
-                "{location} would hold {} signatures; cosign refuses to read more than {MAX_SIGNATURE_LAYERS}",
-                layers.len()
-            )));
-        }
-        write_manifest(client, location, &layers, docker_types).await?;
-
-        // Give a racing writer time to land its write, then check nothing we know of vanished.
-        tokio::time::sleep(jitter(round)).await;
-        let now = read_signature_manifest(client, location).await?;
+        let now = read_signature_manifest(client, &w.location).await?;
         let now_layers = now.map(|m| m.layers).unwrap_or_default();
-        let missing = layers
+        let missing = w
+            .written
             .iter()
             .any(|l| !now_layers.iter().any(|n| same_layer(n, l)));
         // Keep everything observed so a layer another writer added is never dropped by us.
         for l in now_layers {
-            if !seen.iter().any(|s| same_layer(s, &l)) && !ours.iter().any(|o| same_layer(o, &l)) {
-                seen.push(l);
+            if !w.seen.iter().any(|s| same_layer(s, &l))
+                && !w.ours.iter().any(|o| same_layer(o, &l))
+            {
+                w.seen.push(l);
             }
         }
         if !missing {
-            return Ok(outcomes);
+            return Ok(());
         }
-        if round >= MAX_WRITE_ROUNDS {
+        if w.round >= MAX_WRITE_ROUNDS {
             return Err(Error::UnsafeSignatureManifest(format!(
-                "{location} kept losing signatures to concurrent writers after {round} attempts; run again"
+                "{} kept losing signatures to concurrent writers after {} attempts; run again",
+                w.location, w.round
             )));
         }
-        tracing::info!(%location, round, "a concurrent writer replaced the signature manifest; merging and rewriting");
+        tracing::info!(location = %w.location, round = w.round, "a concurrent writer replaced the signature manifest; merging and rewriting");
+        rewrite(client, &mut w).await?;
+        tokio::time::sleep(confirm_delay(w.round)).await;
     }
 }
 
@@ -236,7 +321,7 @@ async fn write_manifest(
     let config_digest = Digest::of(&config);
     let config_size = config.len() as u64;
     client
-        .put_blob(&location.repository, &config_digest, Bytes::from(config))
+        .upload_blob(&location.repository, &config_digest, Bytes::from(config))
         .await?;
     let manifest = ImageManifest::new(
         manifest_type,
@@ -327,10 +412,14 @@ pub fn decode_signature_annotation(b64: &str) -> std::result::Result<Vec<u8>, ba
     base64::engine::general_purpose::STANDARD.decode(cleaned)
 }
 
-fn jitter(round: u32) -> Duration {
+/// How long after a write its confirmation re-read should come.
+pub fn confirm_delay(round: u32) -> Duration {
     use rand::Rng;
-    let base = 50u64 * u64::from(round.min(6));
-    Duration::from_millis(base + rand::thread_rng().gen_range(0..=100))
+    // Long enough for a writer that read the manifest just before our write to land its own
+    // write (its read-to-write window is one config upload and one PUT), short enough not to
+    // dominate a signature's latency; it grows when writers keep colliding.
+    let base = 25u64 * u64::from(round.min(8));
+    Duration::from_millis(base + rand::thread_rng().gen_range(0..=50))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::reference::{Digest, ImageReference, Repository};
+use crate::registry::manifest::{media_types, ImageIndex};
 use crate::registry::RegistryClient;
 
 /// An image pinned to the digest of its manifest (image or index).
@@ -55,4 +56,65 @@ pub async fn resolve_image(
         media_type: descriptor.media_type,
         from_tag: image.digest().is_none(),
     })
+}
+
+/// How deep nested indexes are followed before giving up (a cycle or a pathological index).
+const MAX_INDEX_DEPTH: usize = 8;
+
+/// cosign's `--recursive`: the image itself, then, if it is an index, every manifest it lists,
+/// depth-first, each pinned by digest in the same repository. Children of other media types
+/// abort, as in cosign (`unknown mime type`).
+pub async fn expand_recursive(
+    client: &RegistryClient,
+    image: ResolvedImage,
+) -> Result<Vec<ResolvedImage>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(image, 0usize)];
+    while let Some((current, depth)) = stack.pop() {
+        let is_index = media_types::is_index(&current.media_type);
+        out.push(current.clone());
+        if !is_index {
+            continue;
+        }
+        if depth >= MAX_INDEX_DEPTH {
+            return Err(Error::InvalidInput(format!(
+                "{} nests indexes deeper than {MAX_INDEX_DEPTH} levels; refusing to follow further",
+                current.pinned()
+            )));
+        }
+        let fetched = client
+            .get_manifest(current.repository(), &current.digest.to_string())
+            .await?
+            .ok_or_else(|| Error::ImageNotFound(current.pinned()))?;
+        let index = ImageIndex::from_slice(&fetched.bytes).map_err(|e| {
+            Error::InvalidInput(format!(
+                "{} is not a readable image index: {e}",
+                current.pinned()
+            ))
+        })?;
+        // Push in reverse so children are visited in index order.
+        for child in index.manifests.iter().rev() {
+            if !media_types::is_image_manifest(&child.media_type)
+                && !media_types::is_index(&child.media_type)
+            {
+                return Err(Error::InvalidInput(format!(
+                    "{} lists {} with unknown mime type {:?}",
+                    current.pinned(),
+                    child.digest,
+                    child.media_type
+                )));
+            }
+            let reference = current.reference.with_digest(child.digest.clone());
+            stack.push((
+                ResolvedImage {
+                    reference,
+                    digest: child.digest.clone(),
+                    media_type: child.media_type.clone(),
+                    from_tag: false,
+                },
+                depth + 1,
+            ));
+        }
+    }
+    Ok(out)
 }

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use futures::stream::{self, StreamExt};
 use sigbridge_signer::{normalise_signature, Signer, SignerError, SignerErrorKind};
 
-use crate::attach::{attach_signatures, AttachOutcome, Dedupe, NewSignature, SignatureLocation};
+use crate::attach::{
+    confirm_delay, confirm_signatures, write_signatures, AttachOutcome, Dedupe, NewSignature,
+    SignatureLocation, WrittenSignatures,
+};
 use crate::error::{Error, Result};
 use crate::payload::SimpleSigningPayload;
 use crate::reference::{Digest, Repository};
@@ -109,7 +112,9 @@ pub async fn sign_images(
 
     let dedupe = Dedupe::VerifiedWith(Box::new(key.clone()));
     let jobs = opts.jobs.max(1);
-    let results = stream::iter(checked)
+    // Phase 1: write every signature manifest. Phase 2 (below): confirm each once enough time
+    // has passed for a racing writer to have landed, so the wait is paid once per batch.
+    let written: Vec<Result<(SignedImage, WrittenSignatures)>> = stream::iter(checked)
         .map(|(img, docker_reference, payload, signature)| {
             let dedupe = &dedupe;
             let certificate = certificate.clone();
@@ -126,25 +131,164 @@ pub async fn sign_images(
                     certificate: certificate.as_ref().map(|c| c.certificate_pem.clone()),
                     chain: certificate.as_ref().and_then(|c| c.chain_pem.clone()),
                 };
-                let outcome =
-                    attach_signatures(client, &location, std::slice::from_ref(&new), dedupe)
-                        .await?;
-                Ok(SignedImage {
+                let written =
+                    write_signatures(client, &location, std::slice::from_ref(&new), dedupe).await?;
+                let signed = SignedImage {
                     image: img.pinned(),
                     digest: img.digest.clone(),
                     signature_repository: location.repository.to_string(),
                     signature_tag: location.tag.clone(),
                     docker_reference,
                     payload_digest,
-                    outcome: outcome
+                    outcome: written
+                        .outcomes
                         .first()
                         .copied()
                         .unwrap_or(AttachOutcome::AlreadyPresent),
-                })
+                };
+                Ok((signed, written))
             }
         })
         .buffered(jobs)
         .collect()
         .await;
+
+    let results = stream::iter(written)
+        .map(|r| async move {
+            let (signed, written) = r?;
+            let wait = confirm_delay(1).saturating_sub(written.written_at().elapsed());
+            if written.needs_confirmation() && !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            confirm_signatures(client, written).await?;
+            Ok(signed)
+        })
+        .buffered(jobs)
+        .collect()
+        .await;
     Ok(results)
+}
+
+/// One image's failure in a batch: where, what, and the exit code it maps to.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageFailure {
+    /// The image as the user gave it, or pinned if it was resolved.
+    pub image: String,
+    /// What went wrong.
+    pub error: String,
+    /// The exit code for this failure.
+    #[serde(skip)]
+    pub exit_code: crate::ExitCode,
+}
+
+impl ImageFailure {
+    /// A failure of `image` with `err`.
+    pub fn new(image: impl Into<String>, err: &Error) -> Self {
+        Self {
+            image: image.into(),
+            error: err.to_string(),
+            exit_code: err.exit_code(),
+        }
+    }
+}
+
+/// Totals of a batch run.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchSummary {
+    /// Signatures newly attached.
+    pub attached: usize,
+    /// Images that already carried an equivalent signature.
+    pub already_present: usize,
+    /// Images that failed.
+    pub failed: usize,
+    /// The first failure's exit code, if any.
+    #[serde(skip)]
+    pub first_failure: Option<crate::ExitCode>,
+}
+
+/// Sign a stream of images (already resolved, or failures from resolving), in batches of the
+/// signer's preferred size, reporting every image's result as soon as it is known. Memory stays
+/// bounded by the batch size, not the number of images. With `fail_fast`, nothing new is
+/// started after the first failure.
+pub async fn sign_stream<S, F>(
+    client: &RegistryClient,
+    signer: &dyn Signer,
+    images: S,
+    opts: &SignOptions,
+    fail_fast: bool,
+    mut report: F,
+) -> BatchSummary
+where
+    S: futures::Stream<Item = std::result::Result<ResolvedImage, ImageFailure>>,
+    F: FnMut(std::result::Result<&SignedImage, &ImageFailure>),
+{
+    let batch = signer.batch_size().unwrap_or(usize::MAX).max(1);
+    let mut summary = BatchSummary::default();
+    let mut chunks = std::pin::pin!(images.chunks(batch.min(4096)).fuse());
+    let mut pending: Vec<ResolvedImage> = Vec::new();
+    let record_failure = |summary: &mut BatchSummary, f: &ImageFailure| {
+        summary.failed += 1;
+        summary.first_failure.get_or_insert(f.exit_code);
+    };
+    loop {
+        let next = chunks.next().await;
+        let done = next.is_none();
+        for item in next.into_iter().flatten() {
+            match item {
+                Ok(img) => pending.push(img),
+                Err(f) => {
+                    record_failure(&mut summary, &f);
+                    report(Err(&f));
+                }
+            }
+        }
+        if fail_fast && summary.failed > 0 {
+            return summary;
+        }
+        // A signer that wants everything at once (one approval) gets it only at the end.
+        if pending.is_empty() || (!done && pending.len() < batch) {
+            if done {
+                return summary;
+            }
+            continue;
+        }
+        let take = pending.len().min(batch);
+        let group: Vec<ResolvedImage> = pending.drain(..take).collect();
+        match sign_images(client, signer, &group, opts).await {
+            Ok(results) => {
+                for (img, r) in group.iter().zip(results) {
+                    match r {
+                        Ok(signed) => {
+                            match signed.outcome {
+                                AttachOutcome::Attached => summary.attached += 1,
+                                AttachOutcome::AlreadyPresent => summary.already_present += 1,
+                            }
+                            report(Ok(&signed));
+                        }
+                        Err(e) => {
+                            let f = ImageFailure::new(img.pinned(), &e);
+                            record_failure(&mut summary, &f);
+                            report(Err(&f));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                // The signer refused the whole batch: every image in it failed the same way.
+                for img in &group {
+                    let f = ImageFailure::new(img.pinned(), &e);
+                    record_failure(&mut summary, &f);
+                    report(Err(&f));
+                }
+            }
+        }
+        if fail_fast && summary.failed > 0 {
+            return summary;
+        }
+        if done && pending.is_empty() {
+            return summary;
+        }
+    }
 }

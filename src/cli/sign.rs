@@ -1,13 +1,23 @@
-//! `sigbridge sign --signer SIGNER IMAGE...`: the whole flow.
+//! `sigbridge sign --signer SIGNER IMAGE...`: the whole flow, for one image or a release of
+//! thousands, in one process with bounded concurrency.
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::time::Instant;
 
 use anyhow::Context as _;
+use futures::stream::StreamExt as _;
 use sigbridge::payload::parse_annotations;
-use sigbridge::sign::{sign_images, SignOptions};
-use sigbridge::signer::{open_signer, SignerSpec};
-use sigbridge::ExitCode;
+use sigbridge::reference::ImageReference;
+use sigbridge::resolve::{expand_recursive, resolve_image};
+use sigbridge::sign::{sign_stream, ImageFailure, SignOptions};
+use sigbridge::signer::{open_signer_with, SignerSpec};
+use sigbridge::{Error, ExitCode};
 
-use super::common::{resolve, signature_repository_override, CosignPasswords, RegistryArgs, Verb};
+use super::common::{signature_repository_override, CosignPasswords, RegistryArgs};
 use super::OutputFormat;
+
+/// Lines longer than this in --images-from are not image references.
+const MAX_REFERENCE_LINE: usize = 4096;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,8 +31,26 @@ pub struct Args {
     pub signer: String,
 
     /// Images to sign (tags are resolved to digests once, up front).
-    #[arg(required = true, value_name = "IMAGE")]
+    #[arg(value_name = "IMAGE", required_unless_present = "images_from")]
     pub images: Vec<String>,
+
+    /// Read more images from FILE, one reference per line (`-` for standard input; blank lines
+    /// and lines starting with `#` are skipped).
+    #[arg(long, value_name = "FILE")]
+    pub images_from: Option<String>,
+
+    /// Also sign every manifest an index lists (cosign's --recursive), so containers/image
+    /// policies, which check each platform, accept multi-arch images.
+    #[arg(long, short = 'r')]
+    pub recursive: bool,
+
+    /// How many images are resolved and attached at once.
+    #[arg(long, short = 'j', default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+
+    /// Stop starting new work after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
 
     /// Extra key=value pairs for the payload's `optional` section (repeatable, comma-separated).
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
@@ -33,9 +61,25 @@ pub struct Args {
     #[arg(long, visible_alias = "sign-container-identity", value_name = "REF")]
     pub identity: Option<String>,
 
-    /// Output on stdout: text (one signed reference per line) or json (one object per line).
+    /// Output on stdout: text (one signed reference per line) or json (one object per line,
+    /// failures included).
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+
+    /// SignPath: submit the signing request, print its id and exit 0 without waiting or
+    /// attaching; finish later with `--resume ID`.
+    #[arg(long, conflicts_with = "resume")]
+    pub no_wait: bool,
+
+    /// SignPath: do not submit; pick up the existing signing request ID (after the process
+    /// was stopped, or after `--no-wait`) for the same images, annotations and identity.
+    #[arg(long, value_name = "ID")]
+    pub resume: Option<String>,
+
+    /// SignPath: how long to wait for approval and signing (e.g. 90m, 6h; default 6h). The
+    /// request stays on the service when the wait ends; `--resume` picks it up.
+    #[arg(long, value_name = "DURATION", env = "SIGBRIDGE_SIGNPATH_WAIT_TIMEOUT")]
+    pub wait_timeout: Option<String>,
 
     /// Accepted for cosign compatibility (sigbridge never prompts for confirmation).
     #[arg(long, short = 'y', hide = true)]
@@ -52,53 +96,235 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let annotations = parse_annotations(&args.annotations)?;
     if let Some(identity) = &args.identity {
-        sigbridge::reference::ImageReference::parse(identity)
+        ImageReference::parse(identity)
             .with_context(|| format!("--identity {identity:?} is not an image reference"))?;
     }
+    // Every reference is parsed before anything touches a registry or a key, so a typo in line
+    // 900 of a release list fails the run before anything was signed.
+    let references = collect_references(&args)?;
     let spec = SignerSpec::parse(&args.signer)?;
-    let signer = open_signer(&spec, &CosignPasswords)?;
+    let signpath = super::signpath::sign_options(
+        &args.signer,
+        args.no_wait,
+        args.resume.as_deref(),
+        args.wait_timeout.as_deref(),
+    )?;
+    let signer = open_signer_with(&spec, &CosignPasswords, &signpath)?;
     let client = args.registry.client()?;
     let signature_repository = signature_repository_override()?;
+    let jobs = usize::from(args.jobs);
 
-    let mut images = Vec::with_capacity(args.images.len());
-    for input in &args.images {
-        images.push(resolve(&client, input, Verb::Sign).await?);
+    let progress = Progress::new(references.len() as u64, args.output);
+    let tag_warnings = references
+        .iter()
+        .filter(|(_, r)| r.digest().is_none())
+        .count();
+    if tag_warnings > 0 {
+        eprintln!(
+            "WARNING: {tag_warnings} image reference(s) use a tag, not a digest. Each tag is resolved once, now, and the digest is what is signed and printed."
+        );
     }
+
+    // Resolution runs in its own task so the registry lookups of the next batch overlap with
+    // signing and attaching the current one.
+    let (tx, rx) = tokio::sync::mpsc::channel(jobs * 4);
+    let resolver = {
+        let client = client.clone();
+        let recursive = args.recursive;
+        tokio::spawn(async move {
+            let mut resolved = futures::stream::iter(references)
+                .map(|(input, reference)| {
+                    let client = client.clone();
+                    async move {
+                        let image = match resolve_image(&client, &reference).await {
+                            Ok(i) => i,
+                            Err(e) => return vec![Err(ImageFailure::new(input, &e))],
+                        };
+                        if !recursive {
+                            return vec![Ok(image)];
+                        }
+                        let pinned = image.pinned();
+                        match expand_recursive(&client, image).await {
+                            Ok(all) => all.into_iter().map(Ok).collect(),
+                            Err(e) => vec![Err(ImageFailure::new(pinned, &e))],
+                        }
+                    }
+                })
+                .buffered(jobs);
+            while let Some(items) = resolved.next().await {
+                for item in items {
+                    if tx.send(item).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+    };
+
     let opts = SignOptions {
         annotations,
         identity: args.identity.clone(),
         signature_repository,
-        jobs: 8,
+        jobs,
     };
-    let results = sign_images(&client, signer.as_ref(), &images, &opts).await?;
-
-    let mut worst = ExitCode::Success;
-    for (image, result) in images.iter().zip(results) {
-        match result {
-            Ok(signed) => {
-                eprintln!("Pushing signature to: {}", signed.signature_repository);
-                match args.output {
-                    OutputFormat::Text => println!("{}", signed.image),
-                    OutputFormat::Json => println!("{}", serde_json::to_string(&signed)?),
-                }
+    let started = Instant::now();
+    let images = tokio_stream_from(rx);
+    let summary = sign_stream(
+        &client,
+        signer.as_ref(),
+        images,
+        &opts,
+        args.fail_fast,
+        |result| {
+            if super::signpath::submitted_without_waiting(&signpath) {
+                return;
             }
-            Err(e) => {
-                let code = e.exit_code();
-                eprintln!("Error: signing {}: {e}", image.pinned());
-                if args.output == OutputFormat::Json {
+            progress.record(&result);
+            match (result, args.output) {
+                (Ok(signed), OutputFormat::Text) => println!("{}", signed.image),
+                (Ok(signed), OutputFormat::Json) => {
+                    println!("{}", serde_json::to_string(signed).unwrap_or_default())
+                }
+                (Err(failure), OutputFormat::Json) => {
                     let line = serde_json::json!({
-                        "image": image.pinned(),
-                        "digest": image.digest,
-                        "error": e.to_string(),
-                        "exitCode": code as u8,
+                        "image": failure.image,
+                        "error": failure.error,
+                        "exitCode": failure.exit_code as u8,
                     });
                     println!("{line}");
                 }
-                if worst == ExitCode::Success {
-                    worst = code;
-                }
+                (Err(_), OutputFormat::Text) => {}
             }
+            if let Err(failure) = result {
+                progress.println(&format!(
+                    "Error: signing {}: {}",
+                    failure.image, failure.error
+                ));
+            }
+        },
+    )
+    .await;
+    resolver.abort();
+    progress.finish();
+    if let Some(code) = super::signpath::finish_no_wait(&signpath, args.output) {
+        return Ok(code);
+    }
+
+    let total = summary.attached + summary.already_present + summary.failed;
+    let elapsed = started.elapsed().as_secs_f64();
+    if total > 1 || summary.failed > 0 {
+        eprintln!(
+            "Signed {} image(s): {} attached, {} already signed, {} failed in {elapsed:.1} s ({:.1} images/s)",
+            total - summary.failed,
+            summary.attached,
+            summary.already_present,
+            summary.failed,
+            total as f64 / elapsed.max(1e-9),
+        );
+    }
+    Ok(summary.first_failure.unwrap_or(ExitCode::Success))
+}
+
+/// References from the arguments and --images-from, each parsed up front.
+fn collect_references(args: &Args) -> anyhow::Result<Vec<(String, ImageReference)>> {
+    let mut inputs: Vec<String> = args.images.clone();
+    if let Some(source) = &args.images_from {
+        let reader: Box<dyn std::io::BufRead> = if source == "-" {
+            Box::new(std::io::BufReader::new(std::io::stdin()))
+        } else {
+            let file = std::fs::File::open(source).map_err(|e| Error::Io {
+                path: source.clone(),
+                source: e,
+            })?;
+            Box::new(std::io::BufReader::new(file))
+        };
+        for (n, line) in reader.lines().enumerate() {
+            let line = line.map_err(|e| Error::Io {
+                path: source.clone(),
+                source: e,
+            })?;
+            if line.len() > MAX_REFERENCE_LINE {
+                anyhow::bail!(Error::InvalidInput(format!(
+                    "{source}:{}: line longer than {MAX_REFERENCE_LINE} bytes",
+                    n + 1
+                )));
+            }
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            inputs.push(line.to_string());
         }
     }
-    Ok(worst)
+    if inputs.is_empty() {
+        anyhow::bail!(Error::InvalidInput("no images to sign".into()));
+    }
+    inputs
+        .into_iter()
+        .map(|input| {
+            let reference = ImageReference::parse(&input).map_err(Error::from)?;
+            Ok((input, reference))
+        })
+        .collect()
+}
+
+fn tokio_stream_from<T>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// A progress bar on a terminal (done/total, rate, failures); nothing otherwise, where the
+/// per-image lines on stdout are the record.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    failures: std::sync::atomic::AtomicUsize,
+}
+
+impl Progress {
+    fn new(total: u64, output: OutputFormat) -> Self {
+        let show = std::io::stderr().is_terminal() && (total > 1 || output == OutputFormat::Json);
+        let bar = show.then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            let style = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        });
+        Self {
+            bar,
+            failures: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn record<T>(&self, result: &Result<T, &ImageFailure>) {
+        if let Some(bar) = &self.bar {
+            if result.is_err() {
+                let n = self
+                    .failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                bar.set_message(format!("{n} failed"));
+            }
+            // An index's children (--recursive) are only known once it is fetched.
+            if bar.position() + 1 > bar.length().unwrap_or(0) {
+                bar.inc_length(1);
+            }
+            bar.inc(1);
+        }
+    }
+
+    fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }

@@ -391,16 +391,48 @@ impl RegistryClient {
             tracing::debug!(%repo, %digest, "blob already present");
             return Ok(());
         }
+        self.upload_blob(repo, digest, body).await
+    }
+
+    /// Upload a blob without first asking whether it exists (for content that is new by
+    /// construction, like a fresh signature payload). Tries the single-request monolithic
+    /// upload (`POST …/uploads/?digest=` with the body, answered 201) and falls back to
+    /// POST-then-PUT when the registry answers 202, as the distribution spec allows.
+    pub async fn upload_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        body: Bytes,
+    ) -> Result<(), RegistryError> {
+        let what = format!("blob {digest} for {repo}");
+        let actual = Digest::of(&body);
+        if actual != *digest {
+            return Err(RegistryError::DigestMismatch {
+                what,
+                expected: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        let mut post_headers = HeaderMap::new();
+        post_headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
         let resp = self
             .request(
                 repo,
                 Access::Push,
                 Method::POST,
-                Target::Path(format!("v2/{}/blobs/uploads/", repo.path())),
-                HeaderMap::new(),
-                Some(Bytes::new()),
+                Target::Path(format!("v2/{}/blobs/uploads/?digest={digest}", repo.path())),
+                post_headers,
+                Some(body.clone()),
             )
             .await?;
+        if resp.status() == StatusCode::CREATED {
+            check_announced(resp.headers(), digest, &what)?;
+            drain(resp).await;
+            return Ok(());
+        }
         if resp.status() != StatusCode::ACCEPTED {
             return Err(status_error(resp, &Method::POST, self.inner.timeout).await);
         }

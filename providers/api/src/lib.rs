@@ -47,6 +47,13 @@ pub trait Signer: Send + Sync {
         Ok(None)
     }
 
+    /// How many payloads to hand to one [`Signer::sign`] call. `None` means all of them at once:
+    /// a remote service that waits for a person puts a whole release under one approval.
+    /// Local and HSM signers take moderate batches so results stream out as they are attached.
+    fn batch_size(&self) -> Option<usize> {
+        Some(64)
+    }
+
     /// Sign each payload (the exact bytes; the signer hashes with SHA-256 as cosign does).
     /// Returns one signature per payload, in order.
     async fn sign(&self, payloads: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, SignerError>;
