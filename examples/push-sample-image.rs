@@ -18,14 +18,23 @@ async fn main() -> anyhow::Result<()> {
     let reference = ImageReference::parse(&target)?;
     let tag = reference.tag().unwrap_or("latest").to_string();
     let client = RegistryClient::new(RegistryOptions::default())?;
-    for n in 0..count {
-        let tag = if count == 1 {
-            tag.clone()
-        } else {
-            format!("{tag}-{n}")
-        };
-        let digest = push_one(&client, &reference, &tag, n).await?;
-        println!("{}:{tag}@{digest}", reference.repository());
+    let pushes = futures::stream::iter(0..count)
+        .map(|n| {
+            let (client, reference) = (&client, &reference);
+            let tag = if count == 1 {
+                tag.clone()
+            } else {
+                format!("{tag}-{n}")
+            };
+            async move {
+                let digest = push_one(client, reference, &tag, n).await?;
+                anyhow::Ok(format!("{}:{tag}@{digest}", reference.repository()))
+            }
+        })
+        .buffered(16);
+    let mut pushes = std::pin::pin!(pushes);
+    while let Some(line) = pushes.next().await {
+        println!("{}", line?);
     }
     Ok(())
 }
