@@ -172,14 +172,19 @@ impl TokenSlot {
 /// Every initialised token the module shows.
 pub fn tokens(ctx: &Pkcs11) -> Result<Vec<TokenSlot>, Pkcs11Error> {
     let slots = ctx
-        .get_slots_with_initialized_token()
+        .get_slots_with_token()
         .map_err(|e| Pkcs11Error::call("listing slots (C_GetSlotList)", e))?;
     let mut out = Vec::with_capacity(slots.len());
     for slot in slots {
-        let info = ctx.get_token_info(slot).map_err(|e| {
-            Pkcs11Error::call(format!("reading token info of slot {}", slot.id()), e)
-        })?;
-        out.push(TokenSlot::from_info(slot, &info));
+        // One slot in a bad state (a token being initialised by another process, a removed
+        // card) must not hide the others: skip it, and say so in the debug log.
+        match ctx.get_token_info(slot) {
+            Ok(info) if info.token_initialized() => out.push(TokenSlot::from_info(slot, &info)),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(slot = slot.id(), error = %e, "pkcs11: skipping a slot whose token cannot be read")
+            }
+        }
     }
     Ok(out)
 }
