@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use sigbridge_local::KeyFile;
 use sigbridge_signer::{Signer, SignerError, SignerErrorKind};
+use sigbridge_signpath::{ConfigError, SignPathConfig, SignPathOptions, SignPathSigner};
 
 use crate::error::{Error, Result};
 
@@ -40,6 +41,28 @@ impl SignerSpec {
         let path = spec.strip_prefix("file://").unwrap_or(spec);
         Ok(Self::KeyFile(PathBuf::from(path)))
     }
+}
+
+/// A SignPath signer for `uri`: the token comes from the environment or a file (never from
+/// the URI), poll and wait settings from `SIGBRIDGE_SIGNPATH_*` on top of `options`.
+pub fn open_signpath(uri: &str, options: &SignPathOptions) -> Result<SignPathSigner> {
+    let wrap = |source: SignerError| Error::Signer {
+        signer: "signpath".into(),
+        source,
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let config = SignPathConfig::from_uri(uri, &env).map_err(|e| {
+        let kind = match e {
+            ConfigError::Uri(_) => return Error::InvalidInput(e.to_string()),
+            ConfigError::NoToken | ConfigError::TokenFile { .. } => SignerErrorKind::Credentials,
+        };
+        wrap(SignerError::new(kind, e.to_string()))
+    })?;
+    let options = options
+        .clone()
+        .with_env(&env)
+        .map_err(Error::InvalidInput)?;
+    SignPathSigner::new(config, options).map_err(wrap)
 }
 
 /// A PKCS#11 signer for `uri`. The PIN comes from, in order: `pin-value` in the URI (warned
@@ -85,6 +108,16 @@ pub trait PasswordSource {
 
 /// Build the signer named by `spec`.
 pub fn open_signer(spec: &SignerSpec, passwords: &dyn PasswordSource) -> Result<Box<dyn Signer>> {
+    open_signer_with(spec, passwords, &SignPathOptions::default())
+}
+
+/// [`open_signer`], with how a SignPath signer submits and waits (`--no-wait`, `--resume`,
+/// `--wait-timeout`); other signers ignore `signpath`.
+pub fn open_signer_with(
+    spec: &SignerSpec,
+    passwords: &dyn PasswordSource,
+    signpath: &SignPathOptions,
+) -> Result<Box<dyn Signer>> {
     match spec {
         SignerSpec::KeyFile(path) => {
             let describe = format!("local key {}", path.display());
@@ -114,12 +147,6 @@ pub fn open_signer(spec: &SignerSpec, passwords: &dyn PasswordSource) -> Result<
             Ok(Box::new(signer))
         }
         SignerSpec::Pkcs11(uri) => Ok(Box::new(open_pkcs11(uri)?)),
-        SignerSpec::SignPath(_) => Err(Error::Signer {
-            signer: "signpath".into(),
-            source: SignerError::new(
-                SignerErrorKind::Unsupported,
-                "SignPath signers are not available in this version of sigbridge yet",
-            ),
-        }),
+        SignerSpec::SignPath(uri) => Ok(Box::new(open_signpath(uri, signpath)?)),
     }
 }

@@ -7,6 +7,7 @@ mod generate_key_pair;
 mod pkcs11;
 mod public_key;
 mod sign;
+mod signpath;
 mod verify;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -83,6 +84,8 @@ pub enum Command {
     /// PKCS#11 helpers: list a module's tokens, and the URIs of a token's signing keys.
     #[command(name = "pkcs11")]
     Pkcs11(pkcs11::Args),
+    /// SignPath signing requests: `status ID`, `cancel ID`.
+    Signpath(signpath::Args),
 }
 
 /// Run the parsed command.
@@ -95,5 +98,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::GenerateKeyPair(a) => generate_key_pair::run(a).await,
         Command::PublicKey(a) => public_key::run(a).await,
         Command::Pkcs11(a) => pkcs11::run(a).await,
+        Command::Signpath(a) => signpath::run(a).await,
     }
 }

@@ -1,0 +1,36 @@
+//! sigbridge signing provider for SignPath-style REST signing services.
+//!
+//! One `sign` call is one signing request: every payload of the batch goes into one zip
+//! (`payload.json` for a single image, `payloads/NNN-sha256-HEX.json` for several), so that one
+//! approval covers a whole release. The request is submitted with
+//! `POST {base}/v1/{org}/SigningRequests/SubmitWithArtifact` (201 + `Location`), polled until it
+//! reaches a final status (with backoff, `Retry-After` and bounded retries of idempotent calls),
+//! and on `Completed` the signed zip is downloaded (bounded) and opened defensively: exactly the
+//! expected `*.sig` entries, no path tricks, no zip bombs. The signatures are returned in the
+//! encoding the service used (DER, raw `r||s`, or base64 of either); the caller normalises and
+//! verifies each against [`sigbridge_signer::Signer::public_key`] before attaching anything.
+//!
+//! A submit whose outcome is unknown (the body was sent, no answer came back) is never retried:
+//! the error says a request may exist and how to find and resume it.
+
+#![forbid(unsafe_code)]
+
+mod artifact;
+mod client;
+mod config;
+mod duration;
+mod id;
+mod progress;
+mod retry;
+mod signer;
+mod status;
+
+pub use artifact::{build_artifact, extract_signatures, Artifact, ArtifactError, ExtractLimits};
+pub use client::{ClientError, SignPathClient};
+pub use config::{ConfigError, SignPathConfig, TokenSource};
+pub use duration::parse_duration;
+pub use id::RequestId;
+pub use progress::{Reporter, WaitReporter};
+pub use retry::{parse_retry_after, RetryPolicy};
+pub use signer::{Mode, SignPathOptions, SignPathSigner, SubmittedSlot, DEFAULT_WAIT_TIMEOUT};
+pub use status::{RequestStatus, Status};

@@ -1,0 +1,414 @@
+//! [`SignPathSigner`]: the [`Signer`] over a SignPath-style service.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sigbridge_signer::{PublicKey, Signer, SignerError, SignerErrorKind};
+use tokio::sync::OnceCell;
+
+use crate::artifact::{
+    build_artifact, check_same_payloads, extract_signatures, Artifact, ExtractLimits,
+};
+use crate::client::{ClientError, SignPathClient};
+use crate::config::SignPathConfig;
+use crate::duration::format_elapsed;
+use crate::id::RequestId;
+use crate::progress::{Reporter, WaitReporter};
+use crate::retry::{jitter, RetryPolicy};
+use crate::status::{RequestStatus, Status};
+
+/// What `sign` does with the service.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Submit, wait for a final status, download (the default).
+    #[default]
+    Wait,
+    /// Submit and stop: the request id is put in the [`SubmittedSlot`] and `sign` returns an
+    /// error saying so (nothing can be attached without signatures). `sign --no-wait`.
+    SubmitOnly,
+    /// Do not submit: check that the existing request holds exactly these payloads, then wait
+    /// for it and download. `sign --resume ID`.
+    Resume(RequestId),
+}
+
+/// Where the id of a submitted request is recorded for the caller.
+pub type SubmittedSlot = Arc<Mutex<Option<RequestId>>>;
+
+/// How the signer waits and what it accepts.
+#[derive(Clone, Debug)]
+pub struct SignPathOptions {
+    /// Submit/wait/resume.
+    pub mode: Mode,
+    /// Give up waiting for a final status after this long (the request stays on the service).
+    pub wait_timeout: Duration,
+    /// First poll delay (doubled up to `poll_max`, and reset when the status changes).
+    pub poll_initial: Duration,
+    /// Largest poll delay.
+    pub poll_max: Duration,
+    /// Retries of idempotent calls.
+    pub retry: RetryPolicy,
+    /// Receives the id of the request this signer submits.
+    pub submitted: SubmittedSlot,
+    /// How waiting is shown.
+    pub reporter: Reporter,
+    /// Limits for the signed zip's content.
+    pub limits: ExtractLimits,
+    /// Largest signed or unsigned artifact download.
+    pub max_download: u64,
+}
+
+/// Default wait for a final status: long enough for a person to approve.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+impl Default for SignPathOptions {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Wait,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            poll_initial: Duration::from_secs(2),
+            poll_max: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            submitted: SubmittedSlot::default(),
+            reporter: Reporter::Console,
+            limits: ExtractLimits::default(),
+            max_download: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl SignPathOptions {
+    /// Apply `SIGBRIDGE_SIGNPATH_POLL_INTERVAL_MS` and `SIGBRIDGE_SIGNPATH_POLL_MAX_MS` from
+    /// `env`. Short intervals also shorten the retry backoff, so tests need not wait for real
+    /// seconds.
+    pub fn with_env(mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let ms = |name: &str| -> Result<Option<Duration>, String> {
+            match env(name) {
+                None => Ok(None),
+                Some(v) if v.trim().is_empty() => Ok(None),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .map(|n| Some(Duration::from_millis(n.max(1))))
+                    .map_err(|_| format!("{name}={v:?} is not a number of milliseconds")),
+            }
+        };
+        if let Some(d) = ms("SIGBRIDGE_SIGNPATH_POLL_INTERVAL_MS")? {
+            self.poll_initial = d;
+            self.poll_max = self.poll_max.min(d * 15);
+            self.retry.base = self.retry.base.min(d);
+            self.retry.max_delay = self.retry.max_delay.min(d * 15);
+        }
+        if let Some(d) = ms("SIGBRIDGE_SIGNPATH_POLL_MAX_MS")? {
+            self.poll_max = d.max(self.poll_initial);
+        }
+        Ok(self)
+    }
+}
+
+/// Signs through a SignPath-style REST service.
+pub struct SignPathSigner {
+    client: SignPathClient,
+    options: SignPathOptions,
+    key: OnceCell<PublicKey>,
+}
+
+impl std::fmt::Debug for SignPathSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignPathSigner")
+            .field("client", &self.client)
+            .field("mode", &self.options.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+fn err(kind: SignerErrorKind, message: impl Into<String>) -> SignerError {
+    SignerError::new(kind, message)
+}
+
+fn client_err(e: ClientError) -> SignerError {
+    err(e.kind(), e.to_string())
+}
+
+/// `client_err`, plus how to pick the request up again.
+fn client_err_for(id: &RequestId, e: ClientError) -> SignerError {
+    err(
+        e.kind(),
+        format!(
+            "{e} (signing request {id} is unaffected: check it with `sigbridge signpath status {id}` and continue with `sigbridge sign --resume {id}`)"
+        ),
+    )
+}
+
+fn key_from_bytes(bytes: &[u8], origin: &str) -> Result<PublicKey, SignerError> {
+    let parsed = if bytes.starts_with(b"-----BEGIN") || bytes.iter().take(64).any(|b| *b == b'-') {
+        std::str::from_utf8(bytes)
+            .map_err(|_| {
+                err(
+                    SignerErrorKind::InvalidKey,
+                    format!("{origin} is not PEM text"),
+                )
+            })
+            .and_then(|t| {
+                PublicKey::from_pem(t)
+                    .map_err(|e| err(SignerErrorKind::InvalidKey, format!("{origin}: {e}")))
+            })
+    } else {
+        PublicKey::from_certificate_der(bytes)
+            .map_err(|e| err(SignerErrorKind::InvalidKey, format!("{origin}: {e}")))
+    };
+    parsed
+}
+
+impl SignPathSigner {
+    /// A signer for `config`.
+    pub fn new(config: SignPathConfig, options: SignPathOptions) -> Result<Self, SignerError> {
+        let client = SignPathClient::new(config, options.retry.clone()).map_err(client_err)?;
+        Ok(Self {
+            client,
+            options,
+            key: OnceCell::new(),
+        })
+    }
+
+    /// The HTTP client (for `status` and `cancel`).
+    pub fn client(&self) -> &SignPathClient {
+        &self.client
+    }
+
+    async fn load_key(&self) -> Result<PublicKey, SignerError> {
+        let config = self.client.config();
+        if let Some(path) = &config.public_key_file {
+            let origin = path.display().to_string();
+            let bytes = std::fs::read(path).map_err(|e| {
+                err(
+                    SignerErrorKind::InvalidKey,
+                    format!("cannot read the SignPath public key {origin}: {e}"),
+                )
+            })?;
+            return key_from_bytes(&bytes, &origin);
+        }
+        if let Mode::Resume(id) = &self.options.mode {
+            if let Some(der) = self
+                .client
+                .request_certificate(id)
+                .await
+                .map_err(client_err)?
+            {
+                return key_from_bytes(&der, &format!("the certificate of signing request {id}"));
+            }
+        }
+        match self.client.policy_certificate().await.map_err(client_err)? {
+            Some(der) => key_from_bytes(&der, "the signing policy's certificate"),
+            None => Err(err(
+                SignerErrorKind::InvalidKey,
+                "the service does not publish the signing policy's certificate: give the public key with public-key=FILE in the signer URI or SIGBRIDGE_SIGNPATH_PUBLIC_KEY",
+            )),
+        }
+    }
+
+    fn description(&self, artifact: &Artifact) -> String {
+        if let Some(d) = &self.client.config().description {
+            return d.clone();
+        }
+        let mut images: Vec<String> = artifact
+            .entries
+            .iter()
+            .filter_map(|(_, p)| {
+                let v: serde_json::Value = serde_json::from_slice(p).ok()?;
+                let c = v.get("critical")?;
+                Some(format!(
+                    "{}@{}",
+                    c.get("identity")?.get("docker-reference")?.as_str()?,
+                    c.get("image")?.get("docker-manifest-digest")?.as_str()?
+                ))
+            })
+            .collect();
+        let n = artifact.entries.len();
+        if images.len() > 20 {
+            let more = images.len() - 20;
+            images.truncate(20);
+            images.push(format!("and {more} more"));
+        }
+        format!(
+            "sigbridge: cosign signature{} for {n} image{}: {}",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "" } else { "s" },
+            images.join(", ")
+        )
+    }
+
+    /// Poll until the request reaches a final status or the wait limit passes.
+    async fn wait(
+        &self,
+        id: &RequestId,
+        reporter: &dyn WaitReporter,
+    ) -> Result<RequestStatus, SignerError> {
+        let start = Instant::now();
+        let mut interval = self.options.poll_initial;
+        let mut last: Option<String> = None;
+        loop {
+            let status = self
+                .client
+                .get_status(id)
+                .await
+                .map_err(|e| client_err_for(id, e))?;
+            reporter.status(id, &status, start.elapsed());
+            if status.is_final {
+                return Ok(status);
+            }
+            let shown = status.display();
+            if last.as_deref() != Some(shown.as_str()) {
+                interval = self.options.poll_initial;
+                last = Some(shown.clone());
+            }
+            let elapsed = start.elapsed();
+            if elapsed >= self.options.wait_timeout {
+                return Err(err(
+                    SignerErrorKind::Canceled,
+                    format!(
+                        "gave up waiting for signing request {id} after {} (the limit; --wait-timeout): it is still {shown} on the service. Continue later with `sigbridge sign --resume {id}` and the same signer and images, check it with `sigbridge signpath status {id}`, or withdraw it with `sigbridge signpath cancel {id}`",
+                        format_elapsed(elapsed)
+                    ),
+                ));
+            }
+            let remaining = self.options.wait_timeout - elapsed;
+            tokio::time::sleep(jitter(interval).min(remaining)).await;
+            interval = (interval * 2).min(self.options.poll_max);
+        }
+    }
+
+    /// The key check after completion: the certificate the request was signed with must hold
+    /// the key we verify with (only when the key was not configured by hand).
+    async fn check_request_certificate(&self, id: &RequestId) -> Result<(), SignerError> {
+        if self.client.config().public_key_file.is_some() {
+            return Ok(());
+        }
+        let Some(der) = self
+            .client
+            .request_certificate(id)
+            .await
+            .map_err(|e| client_err_for(id, e))?
+        else {
+            return Ok(());
+        };
+        let request_key =
+            key_from_bytes(&der, &format!("the certificate of signing request {id}"))?;
+        let key = self.public_key().await?;
+        if request_key != key {
+            return Err(err(
+                SignerErrorKind::BadSignature,
+                format!("signing request {id} was signed with a certificate whose key is not the signing policy's key; refusing its signatures"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Signer for SignPathSigner {
+    fn describe(&self) -> String {
+        self.client.config().describe()
+    }
+
+    /// Everything in one request, so that one approval covers the whole release.
+    fn batch_size(&self) -> Option<usize> {
+        None
+    }
+
+    async fn public_key(&self) -> Result<PublicKey, SignerError> {
+        self.key.get_or_try_init(|| self.load_key()).await.cloned()
+    }
+
+    async fn sign(&self, payloads: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, SignerError> {
+        let artifact = build_artifact(payloads)
+            .map_err(|e| err(SignerErrorKind::Unavailable, e.to_string()))?;
+        let reporter = self.options.reporter.build();
+        let id = match &self.options.mode {
+            Mode::Wait | Mode::SubmitOnly => {
+                let description = self.description(&artifact);
+                let id = self
+                    .client
+                    .submit(&artifact, Some(&description))
+                    .await
+                    .map_err(client_err)?;
+                if let Ok(mut slot) = self.options.submitted.lock() {
+                    *slot = Some(id.clone());
+                }
+                reporter.submitted(&id, artifact.entries.len());
+                if self.options.mode == Mode::SubmitOnly {
+                    return Err(err(
+                        SignerErrorKind::Unavailable,
+                        format!("submitted signing request {id} and did not wait for it (--no-wait); nothing was attached yet: run `sigbridge sign --resume {id}` with the same signer and images once it is approved"),
+                    ));
+                }
+                id
+            }
+            Mode::Resume(id) => {
+                let unsigned = self
+                    .client
+                    .download_unsigned(id, self.options.max_download)
+                    .await
+                    .map_err(client_err)?;
+                check_same_payloads(&unsigned, &artifact).map_err(|e| {
+                    err(
+                        SignerErrorKind::BadSignature,
+                        format!("cannot resume signing request {id}: {e}"),
+                    )
+                })?;
+                tracing::info!(signing_request = %id, "resuming: the request holds exactly these payloads");
+                id.clone()
+            }
+        };
+
+        let outcome = self.wait(&id, reporter.as_ref()).await;
+        reporter.finished();
+        let status = outcome?;
+        let workflow = status
+            .workflow_status
+            .as_deref()
+            .map(|w| format!(" (workflow status {w})"))
+            .unwrap_or_default();
+        match &status.status {
+            Status::Completed => {}
+            Status::Denied => {
+                return Err(err(
+                    SignerErrorKind::Rejected,
+                    format!("signing request {id} was denied by an approver{workflow}; nothing was attached"),
+                ))
+            }
+            Status::Canceled => {
+                return Err(err(
+                    SignerErrorKind::Canceled,
+                    format!("signing request {id} was canceled{workflow}; nothing was attached"),
+                ))
+            }
+            Status::Failed => {
+                return Err(err(
+                    SignerErrorKind::Unavailable,
+                    format!("signing request {id} failed on the signing service{workflow}; see the request in the SignPath web UI for the reason; nothing was attached"),
+                ))
+            }
+            other => {
+                return Err(err(
+                    SignerErrorKind::Unavailable,
+                    format!("signing request {id} ended with status {other}{workflow}, not Completed; nothing was attached"),
+                ))
+            }
+        }
+
+        let zip = self
+            .client
+            .download_signed(&id, self.options.max_download)
+            .await
+            .map_err(|e| client_err_for(&id, e))?;
+        let signatures = extract_signatures(&zip, &artifact.entries, &self.options.limits).map_err(|e| {
+            err(
+                SignerErrorKind::BadSignature,
+                format!("refusing the signed artifact of signing request {id}: {e}; nothing was attached"),
+            )
+        })?;
+        self.check_request_certificate(&id).await?;
+        Ok(signatures)
+    }
+}
