@@ -56,7 +56,7 @@ pub enum Error {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// A signer failed.
-    #[error("{signer}: {source}")]
+    #[error("{signer}")]
     Signer {
         /// Which signer.
         signer: String,
@@ -65,7 +65,7 @@ pub enum Error {
         source: SignerError,
     },
     /// A signature or key failed a check.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Signature {
         /// What was being checked.
         context: String,
@@ -74,7 +74,7 @@ pub enum Error {
         source: SignatureError,
     },
     /// A public key or certificate could not be used.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     InvalidKey {
         /// Which key.
         context: String,
@@ -118,7 +118,7 @@ pub enum Error {
     #[error("{0}")]
     UnsafeSignatureManifest(String),
     /// Reading a local file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: String,
@@ -155,6 +155,23 @@ impl Error {
             Error::Io { .. } => ExitCode::InvalidInput,
         }
     }
+}
+
+/// The error and all its causes, joined with `: ` (what `{:#}` prints for an anyhow error),
+/// for places that report an error without going through the binary's edge.
+pub fn display_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        // Some wrapped errors already repeat their cause's text; don't print it twice.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// Shorthand for results in this crate.

@@ -187,7 +187,7 @@ impl ImageFailure {
     pub fn new(image: impl Into<String>, err: &Error) -> Self {
         Self {
             image: image.into(),
-            error: err.to_string(),
+            error: crate::error::display_chain(err),
             exit_code: err.exit_code(),
         }
     }

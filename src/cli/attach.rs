@@ -89,8 +89,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let cert_key = match &certificate {
-        Some(pem) => Some(PublicKey::from_pem(pem).map_err(|source| {
-            Error::InvalidKey {
+        Some(pem) => Some(
+            PublicKey::from_pem(pem).map_err(|source| Error::InvalidKey {
                 context: format!(
                     "certificate {}",
                     args.certificate
@@ -99,8 +99,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                         .unwrap_or_default()
                 ),
                 source,
-            }
-        })?),
+            })?,
+        ),
         None => None,
     };
     let key = match &args.key {
