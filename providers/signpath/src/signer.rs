@@ -248,11 +248,19 @@ impl SignPathSigner {
         let mut interval = self.options.poll_initial;
         let mut last: Option<String> = None;
         loop {
-            let status = self
-                .client
-                .get_status(id)
-                .await
-                .map_err(|e| client_err_for(id, e))?;
+            let status = match self.client.get_status(id).await {
+                Ok(s) => s,
+                // A service outage longer than the per-call retries must not end a wait of
+                // hours: keep polling (slowly) until the wait limit.
+                Err(ClientError::Network { reason, .. })
+                    if start.elapsed() + self.options.poll_max < self.options.wait_timeout =>
+                {
+                    tracing::warn!(signing_request = %id, %reason, "cannot read the signing request's status; still waiting");
+                    tokio::time::sleep(self.options.poll_max).await;
+                    continue;
+                }
+                Err(e) => return Err(client_err_for(id, e)),
+            };
             reporter.status(id, &status, start.elapsed());
             if status.is_final {
                 return Ok(status);
