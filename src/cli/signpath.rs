@@ -160,10 +160,13 @@ pub(super) fn sign_options(
     wait_timeout: Option<&str>,
 ) -> anyhow::Result<SignPathOptions> {
     let mut options = SignPathOptions::default();
-    let used = no_wait || resume.is_some() || wait_timeout.is_some();
-    if used && !matches!(SignerSpec::parse(signer)?, SignerSpec::SignPath(_)) {
+    // --wait-timeout may come from SIGBRIDGE_SIGNPATH_WAIT_TIMEOUT set for every job, so it is
+    // ignored for other signers; --no-wait and --resume are refused there.
+    if (no_wait || resume.is_some())
+        && !matches!(SignerSpec::parse(signer)?, SignerSpec::SignPath(_))
+    {
         anyhow::bail!(Error::InvalidInput(
-            "--no-wait, --resume and --wait-timeout apply only to signpath:// signers".into()
+            "--no-wait and --resume apply only to signpath:// signers".into()
         ));
     }
     if no_wait {
