@@ -82,6 +82,9 @@ pub enum Error {
         #[source]
         source: SignatureError,
     },
+    /// A key could not be read (missing file, unset variable, not text).
+    #[error("{0}")]
+    KeyUnavailable(String),
     /// The image does not exist.
     #[error("image not found: {0} (check the reference, and that you may read it)")]
     ImageNotFound(String),
@@ -148,7 +151,7 @@ impl Error {
             Error::Signature { .. } | Error::PayloadDigestMismatch { .. } => {
                 ExitCode::SignatureMismatch
             }
-            Error::InvalidKey { .. } => ExitCode::Key,
+            Error::InvalidKey { .. } | Error::KeyUnavailable(_) => ExitCode::Key,
             Error::ImageNotFound(_) => ExitCode::ImageNotFound,
             Error::NoSignatures { .. } => ExitCode::NoSignatures,
             Error::NoMatchingSignatures { .. } => ExitCode::NoMatchingSignatures,

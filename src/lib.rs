@@ -6,6 +6,7 @@
 //! client knows nothing of keys.
 
 pub mod attach;
+pub mod config;
 pub mod error;
 pub mod payload;
 pub mod reference;

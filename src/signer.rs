@@ -22,8 +22,11 @@ pub enum SignerSpec {
 }
 
 impl SignerSpec {
-    /// Classify a SIGNER argument by its scheme; anything without a known scheme is a path.
+    /// Classify a SIGNER argument by its scheme; a bare name that is not a file may name a
+    /// profile in `sigbridge.toml`; anything else without a known scheme is a key file path.
     pub fn parse(spec: &str) -> Result<Self> {
+        let resolved = crate::config::resolve_signer(spec)?;
+        let spec = resolved.as_str();
         if spec.is_empty() {
             return Err(Error::InvalidInput(
                 "the signer is empty: give a key file, a pkcs11: URI or a signpath:// URI".into(),

@@ -116,9 +116,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     let signature = match checkers.first() {
         Some((what, k)) => {
-            normalise_signature(k, &signature).map_err(|source| Error::Signature {
-                context: format!("signature checked with {what}"),
-                source,
+            // A signature that cannot even be decoded for this key is malformed input (3);
+            // one that decodes but does not verify is a mismatch (5, below).
+            normalise_signature(k, &signature).map_err(|e| {
+                Error::InvalidInput(format!("the signature is not usable with {what}: {e}"))
             })?
         }
         None => {
@@ -186,9 +187,12 @@ fn decode_signature_input(raw: &[u8]) -> anyhow::Result<Vec<u8>> {
     if raw.is_empty() {
         anyhow::bail!(Error::InvalidInput("the signature is empty".into()));
     }
-    let text_like = raw.iter().all(|b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\n' | b'\r' | b' ' | b'\t')
-    });
+    // Printable text is never a binary signature (DER starts 0x30 and a non-printable length
+    // byte; raw r||s and RSA signatures are all-printable with negligible probability), so
+    // text must be base64 and is refused if it is not.
+    let text_like = raw
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
     if text_like {
         let cleaned: Vec<u8> = raw
             .iter()

@@ -112,18 +112,25 @@ fn cosign_view(v: &VerifiedSignature) -> Value {
     })
 }
 
+fn sigbridge_chain(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+}
+
 /// A key from a file or `env://VAR`, as cosign's `--key` accepts them.
 pub fn load_public_key(spec: &str) -> anyhow::Result<PublicKey> {
     let pem = if let Some(var) = spec.strip_prefix("env://") {
         std::env::var(var).map_err(|_| {
-            sigbridge::Error::InvalidInput(format!(
+            sigbridge::Error::KeyUnavailable(format!(
                 "--key {spec}: environment variable {var} is not set"
             ))
         })?
     } else {
-        let bytes = read_small_file(std::path::Path::new(spec), 1024 * 1024)?;
+        // An unreadable or oversized key file is a key problem (exit 4), not malformed input.
+        let bytes = read_small_file(std::path::Path::new(spec), 1024 * 1024).map_err(|e| {
+            sigbridge::Error::KeyUnavailable(format!("--key {spec}: {}", sigbridge_chain(&e)))
+        })?;
         String::from_utf8(bytes).map_err(|_| {
-            sigbridge::Error::InvalidInput(format!("--key {spec}: not a PEM text file"))
+            sigbridge::Error::KeyUnavailable(format!("--key {spec}: not a PEM text file"))
         })?
     };
     PublicKey::from_pem(&pem).map_err(|source| {

@@ -189,19 +189,12 @@ impl ImageManifest {
     /// Parse manifest bytes, refusing indexes and other kinds of JSON.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, ManifestError> {
         let manifest: Self = serde_json::from_slice(bytes)?;
-        if manifest.schema_version != 2 {
-            return Err(ManifestError::Unexpected(format!(
-                "schemaVersion is {}, expected 2",
-                manifest.schema_version
-            )));
-        }
-        if let Some(mt) = manifest.media_type.as_deref() {
-            if !mt.is_empty() && !media_types::is_image_manifest(mt) {
-                return Err(ManifestError::Unexpected(format!(
-                    "mediaType is {mt:?}, not an image manifest"
-                )));
-            }
-        }
+        check_kind(
+            manifest.schema_version,
+            manifest.media_type.as_deref(),
+            media_types::is_image_manifest,
+            "an image manifest",
+        )?;
         Ok(manifest)
     }
 
@@ -209,6 +202,26 @@ impl ImageManifest {
     pub fn to_vec(&self) -> Vec<u8> {
         // Invariant: every field serialises infallibly (strings, integers, string-keyed maps).
         serde_json::to_vec(self).expect("manifest serialisation cannot fail")
+    }
+}
+
+/// Schema 2, and a media type (when one is given; old writers omitted it) of the expected kind.
+fn check_kind(
+    schema_version: u32,
+    media_type: Option<&str>,
+    is_kind: fn(&str) -> bool,
+    kind: &str,
+) -> Result<(), ManifestError> {
+    if schema_version != 2 {
+        return Err(ManifestError::Unexpected(format!(
+            "schemaVersion is {schema_version}, expected 2"
+        )));
+    }
+    match media_type {
+        Some(mt) if !mt.is_empty() && !is_kind(mt) => Err(ManifestError::Unexpected(format!(
+            "mediaType is {mt:?}, not {kind}"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -242,19 +255,12 @@ impl ImageIndex {
     /// Parse index bytes, refusing image manifests and other kinds of JSON.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, ManifestError> {
         let index: Self = serde_json::from_slice(bytes)?;
-        if index.schema_version != 2 {
-            return Err(ManifestError::Unexpected(format!(
-                "schemaVersion is {}, expected 2",
-                index.schema_version
-            )));
-        }
-        if let Some(mt) = index.media_type.as_deref() {
-            if !mt.is_empty() && !media_types::is_index(mt) {
-                return Err(ManifestError::Unexpected(format!(
-                    "mediaType is {mt:?}, not an index"
-                )));
-            }
-        }
+        check_kind(
+            index.schema_version,
+            index.media_type.as_deref(),
+            media_types::is_index,
+            "an index",
+        )?;
         Ok(index)
     }
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod oid;
 pub mod pem;
 mod public_key;
 mod signature;

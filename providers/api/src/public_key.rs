@@ -11,7 +11,7 @@ use rsa::pkcs8::EncodePublicKey as _;
 use rsa::traits::PublicKeyParts as _;
 use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest as _, Sha256, Sha384};
-use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
+use spki::SubjectPublicKeyInfoRef;
 
 use crate::pem;
 use crate::signature::{ecdsa_fixed, SignatureError};
@@ -61,29 +61,9 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// stops absurd inputs.
 const MAX_RSA_BITS: usize = 16384;
 
-// Literal OIDs (X.660 facts); `new_unwrap` runs at compile time, so a typo fails the build
-// rather than panicking at run time.
-const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-
-/// A human name for a key algorithm or curve OID that sigbridge does not support.
-pub(crate) fn unsupported_oid_name(oid: ObjectIdentifier) -> String {
-    let name = match oid.to_string().as_str() {
-        "1.3.132.0.35" => "ECDSA P-521",
-        "1.3.132.0.10" => "ECDSA secp256k1",
-        "1.3.36.3.3.2.8.1.1.7" => "ECDSA brainpoolP256r1",
-        "1.2.840.113549.1.1.10" => "RSA-PSS",
-        "1.3.101.110" => "X25519",
-        "1.3.101.111" => "X448",
-        "1.3.101.113" => "Ed448",
-        "1.2.840.10040.4.1" => "DSA",
-        other => return format!("algorithm or curve OID {other}"),
-    };
-    name.to_string()
-}
+use crate::oid::{
+    unsupported_oid_name, OID_EC_PUBLIC_KEY, OID_ED25519, OID_P256, OID_P384, OID_RSA,
+};
 
 /// The parsed key, kept next to its DER so that `verify` does not re-parse.
 #[derive(Clone)]

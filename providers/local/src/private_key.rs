@@ -9,33 +9,13 @@ use rsa::traits::PublicKeyParts as _;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use sha2::{Digest as _, Sha256};
 use sigbridge_signer::{KeyKind, PublicKey, MIN_RSA_BITS};
-use spki::ObjectIdentifier;
 use zeroize::Zeroizing;
 
 use crate::LocalKeyError;
 
-// Literal OIDs (X.660 facts); `new_unwrap` runs at compile time, so a typo fails the build.
-const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-
-/// A name for an algorithm or curve OID that is not supported, for error messages.
-fn oid_name(oid: ObjectIdentifier) -> String {
-    let name = match oid.to_string().as_str() {
-        "1.3.132.0.35" => "ECDSA P-521",
-        "1.3.132.0.10" => "ECDSA secp256k1",
-        "1.3.36.3.3.2.8.1.1.7" => "ECDSA brainpoolP256r1",
-        "1.2.840.113549.1.1.10" => "RSA-PSS",
-        "1.3.101.110" => "X25519",
-        "1.3.101.111" => "X448",
-        "1.3.101.113" => "Ed448",
-        "1.2.840.10040.4.1" => "DSA",
-        other => return format!("algorithm or curve OID {other}"),
-    };
-    name.to_string()
-}
+use sigbridge_signer::oid::{
+    unsupported_oid_name as oid_name, OID_EC_PUBLIC_KEY, OID_ED25519, OID_P256, OID_P384, OID_RSA,
+};
 
 /// A private key ready to sign. Every variant zeroizes its secret on drop (the RustCrypto key
 /// types implement `ZeroizeOnDrop`).

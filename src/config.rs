@@ -1,0 +1,135 @@
+//! Profiles from `sigbridge.toml`: named signers, so a pipeline says `--signer release` and the
+//! URI (HSM module, token, key; service, project, policy) lives in one reviewed file.
+//!
+//! ```toml
+//! [profiles.release]
+//! signer = "pkcs11:token=prod;object=release-2026?module-path=/usr/lib/libCryptoki2_64.so"
+//! description = "Release key in the Luna HSM"
+//! ```
+//!
+//! Where the file is looked for, first match wins: `$SIGBRIDGE_CONFIG` (must exist),
+//! `./sigbridge.toml`, `$XDG_CONFIG_HOME/sigbridge/sigbridge.toml` (or
+//! `~/.config/sigbridge/sigbridge.toml`). Secrets never belong in it: PINs and tokens come from
+//! the environment or files named by the URI.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Largest configuration file read.
+const MAX_CONFIG_FILE: u64 = 1024 * 1024;
+
+/// The parsed configuration file.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Named signers.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// One named signer.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// A SIGNER: key file path, `pkcs11:` URI or `signpath://` URI.
+    pub signer: String,
+    /// Free text for humans.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// The configuration file in effect, if any.
+pub fn config_path() -> Result<Option<PathBuf>> {
+    if let Some(explicit) = std::env::var_os("SIGBRIDGE_CONFIG") {
+        let path = PathBuf::from(explicit);
+        if !path.is_file() {
+            return Err(Error::InvalidInput(format!(
+                "SIGBRIDGE_CONFIG={} does not name a file",
+                path.display()
+            )));
+        }
+        return Ok(Some(path));
+    }
+    let local = PathBuf::from("sigbridge.toml");
+    if local.is_file() {
+        return Ok(Some(local));
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    Ok(base
+        .map(|b| b.join("sigbridge").join("sigbridge.toml"))
+        .filter(|p| p.is_file()))
+}
+
+/// Read and parse a configuration file.
+pub fn load(path: &Path) -> Result<ConfigFile> {
+    use std::io::Read as _;
+    let io = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_CONFIG_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_CONFIG_FILE {
+        return Err(Error::InvalidInput(format!(
+            "{} is larger than {MAX_CONFIG_FILE} bytes",
+            path.display()
+        )));
+    }
+    toml::from_str(&text)
+        .map_err(|e| Error::InvalidInput(format!("{}: {}", path.display(), e.message())))
+}
+
+/// If `arg` names a profile (and is not an existing file or a URI), the profile's SIGNER.
+pub fn resolve_signer(arg: &str) -> Result<String> {
+    let could_be_profile = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !Path::new(arg).exists();
+    if !could_be_profile {
+        return Ok(arg.to_string());
+    }
+    let Some(path) = config_path()? else {
+        return Ok(arg.to_string());
+    };
+    let config = load(&path)?;
+    match config.profiles.get(arg) {
+        Some(profile) => {
+            tracing::info!(profile = arg, config = %path.display(), "using signer profile");
+            Ok(profile.signer.clone())
+        }
+        None => Ok(arg.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_profiles_and_refuses_unknown_keys() {
+        let c: ConfigFile = toml::from_str(
+            "[profiles.release]\nsigner = \"pkcs11:token=a;object=b\"\ndescription = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.profiles["release"].signer, "pkcs11:token=a;object=b");
+        assert!(
+            toml::from_str::<ConfigFile>("[profiles.r]\nsigner = \"k\"\npin = \"1\"\n").is_err()
+        );
+        assert!(toml::from_str::<ConfigFile>("colour = 1\n").is_err());
+    }
+
+    #[test]
+    fn uris_and_paths_are_never_profiles() {
+        assert_eq!(resolve_signer("pkcs11:token=a").unwrap(), "pkcs11:token=a");
+        assert_eq!(resolve_signer("./cosign.key").unwrap(), "./cosign.key");
+    }
+}
