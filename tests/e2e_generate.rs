@@ -1,0 +1,117 @@
+//! `sigbridge generate` prints exactly the bytes `cosign generate` prints.
+
+mod common;
+
+use common::Sandbox;
+use sigbridge_testkit::{cosign_generate, push_image, Registry};
+
+/// Annotation sets, each as the `(key, value)` pairs passed one `-a key=value` at a time.
+/// cosign 2.5 rejects `key=a=b`, so no value contains `=` except through the comma form.
+const ANNOTATION_SETS: &[&[(&str, &str)]] = &[
+    &[],
+    &[("foo", "bar"), ("a", "1")],
+    // One flag holding two pairs: `-a k1=v1,k2=v2` (pflag splits it on commas).
+    &[("k1", "v1,k2=v2")],
+    // Go's JSON escapes <, > and & (and U+2028); unicode stays as is.
+    &[
+        ("html", "<b>Tom & Jerry</b>"),
+        ("unicode", "grüße 名前 ✓ \u{1F512}"),
+        ("schlüssel", "x\u{2028}y"),
+    ],
+    // Duplicate keys: the last one wins.
+    &[("dup", "first"), ("dup", "second")],
+];
+
+fn sigbridge_generate(sb: &Sandbox, reg: &Registry, image: &str, ann: &[(&str, &str)]) -> Vec<u8> {
+    let mut cmd = sb.sigbridge().arg("generate").registry(reg);
+    for (k, v) in ann {
+        cmd = cmd.arg("-a").arg(format!("{k}={v}"));
+    }
+    cmd.arg(image).run().ok().out.stdout
+}
+
+#[test]
+fn generate_is_byte_identical_to_cosign_generate() {
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    let repo = "e2e/generate";
+    let digest = push_image(&reg, repo, "v1");
+    let refs = [
+        reg.image_ref(repo, &digest),
+        reg.image_ref(repo, "v1"),
+        format!("{}@{digest}", reg.image_ref(repo, "v1")),
+    ];
+    let mut mismatches = Vec::new();
+    for image in &refs {
+        for ann in ANNOTATION_SETS {
+            let ours = sigbridge_generate(&sb, &reg, image, ann);
+            let theirs = cosign_generate(&reg, image, ann);
+            if ours != theirs {
+                mismatches.push(format!(
+                    "{image} {ann:?}\n  sigbridge: {}\n  cosign:    {}",
+                    String::from_utf8_lossy(&ours),
+                    String::from_utf8_lossy(&theirs)
+                ));
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "payloads differ:\n{}",
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn generate_names_the_digest_and_the_repository_without_a_trailing_newline() {
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    let repo = "e2e/generate-shape";
+    let digest = push_image(&reg, repo, "v1");
+    let out = sb
+        .sigbridge()
+        .arg("generate")
+        .arg(reg.image_ref(repo, &digest))
+        .run()
+        .ok();
+    let stdout = out.out.stdout.clone();
+    assert_ne!(stdout.last(), Some(&b'\n'), "{}", out.describe());
+    let payload: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(
+        payload["critical"]["image"]["docker-manifest-digest"],
+        digest,
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        payload["critical"]["identity"]["docker-reference"],
+        common::repo_name(&reg, repo)
+    );
+    assert_eq!(
+        payload["critical"]["type"],
+        "cosign container image signature"
+    );
+    assert!(payload["optional"].is_null(), "{}", out.describe());
+}
+
+#[test]
+fn generate_with_a_tag_warns_and_uses_the_resolved_digest() {
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    let repo = "e2e/generate-tag";
+    let digest = push_image(&reg, repo, "v1");
+    let out = sb
+        .sigbridge()
+        .arg("generate")
+        .arg(reg.image_ref(repo, "v1"))
+        .run()
+        .ok();
+    assert!(out.stderr().contains("WARNING"), "{}", out.describe());
+    let payload: serde_json::Value = serde_json::from_slice(&out.out.stdout).unwrap();
+    assert_eq!(
+        payload["critical"]["image"]["docker-manifest-digest"],
+        digest,
+        "{}",
+        out.describe()
+    );
+}
