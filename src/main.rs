@@ -41,6 +41,8 @@ fn init_logging(verbose: u8, format: cli::LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: CI logs must stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     match format {
         cli::LogFormat::Json => builder.json().init(),

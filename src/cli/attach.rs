@@ -123,6 +123,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             })?
         }
         None => {
+            // Nothing to verify with, but garbage is still refused: the bytes must at least
+            // have the shape of a signature cosign could check.
+            sigbridge_signer::classify_unkeyed_signature(&signature).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "the signature is {e}; pass --key to check (and convert) it"
+                ))
+            })?;
             eprintln!("WARNING: no --key or --certificate given: the signature is attached without being checked");
             signature
         }

@@ -14,7 +14,7 @@ mod signature;
 
 pub use error::{SignerError, SignerErrorKind};
 pub use public_key::{KeyKind, PublicKey, MIN_RSA_BITS};
-pub use signature::{normalise_signature, SignatureError};
+pub use signature::{classify_unkeyed_signature, normalise_signature, SignatureError};
 
 use async_trait::async_trait;
 

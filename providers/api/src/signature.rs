@@ -154,6 +154,26 @@ pub(crate) fn ecdsa_fixed(kind: KeyKind, raw: &[u8]) -> Result<Vec<u8>, Signatur
     }
 }
 
+/// Without a key to check against: what kind of signature `raw` plausibly is, or why it is none.
+/// Accepts a strict DER ECDSA signature sized for P-256 or P-384, 64 bytes (Ed25519), or an RSA
+/// modulus length (2048, 3072 or 4096 bits). Raw ECDSA `r||s` cannot be told from Ed25519
+/// without the key, so it needs one to be converted.
+pub fn classify_unkeyed_signature(raw: &[u8]) -> Result<&'static str, String> {
+    if raw.first() == Some(&0x30) {
+        return match der_to_fixed(raw, 32).or_else(|_| der_to_fixed(raw, 48)) {
+            Ok(_) => Ok("ASN.1 DER ECDSA"),
+            Err(e) => Err(format!("not a valid ASN.1 DER ECDSA signature ({e})")),
+        };
+    }
+    match raw.len() {
+        64 => Ok("64-byte (Ed25519, or raw ECDSA r||s that needs --key to convert)"),
+        256 | 384 | 512 => Ok("RSA-sized"),
+        n => Err(format!(
+            "{n} bytes that are neither ASN.1 DER ECDSA nor the size of an Ed25519 or RSA signature"
+        )),
+    }
+}
+
 /// Parse strict DER `SEQUENCE { INTEGER r, INTEGER s }` into `r||s`, each left-padded to `width`.
 fn der_to_fixed(der: &[u8], width: usize) -> Result<Vec<u8>, String> {
     let (&tag, rest) = der.split_first().ok_or("empty signature")?;
