@@ -14,7 +14,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 need_apt=()
 for pair in docker-registry:docker-registry softhsm2-util:softhsm2 pkcs11-tool:opensc \
-            htpasswd:apache2-utils openssl:openssl; do
+            htpasswd:apache2-utils openssl:openssl curl:curl bc:bc; do
   bin="${pair%%:*}"; pkg="${pair##*:}"
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
