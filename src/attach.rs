@@ -325,19 +325,51 @@ async fn write_manifest(
         .await?;
     let manifest = ImageManifest::new(
         manifest_type,
-        Descriptor::new(config_type, config_digest, config_size),
+        Descriptor::new(config_type, config_digest.clone(), config_size),
         layers.to_vec(),
     );
-    let body = manifest.to_vec();
-    client
-        .put_manifest(
-            &location.repository,
-            &location.tag,
-            manifest_type,
-            Bytes::from(body),
-        )
-        .await?;
-    Ok(())
+    let body = Bytes::from(manifest.to_vec());
+    let mut attempt = 0;
+    loop {
+        match client
+            .put_manifest(
+                &location.repository,
+                &location.tag,
+                manifest_type,
+                body.clone(),
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < MAX_BLOB_RACE_RETRIES && is_transient_blob_unknown(&e) => {
+                attempt += 1;
+                tracing::info!(%location, attempt, "the registry briefly did not see a blob the signature manifest references (a concurrent upload of the same blob); retrying the write");
+                tokio::time::sleep(confirm_delay(attempt)).await;
+                // Re-upload the config: cheap, and harmless if it is there.
+                client
+                    .upload_blob(
+                        &location.repository,
+                        &config_digest,
+                        Bytes::from(config_blob(layers)),
+                    )
+                    .await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// How often a manifest write refused for an unknown blob is retried. Every blob it
+/// references was uploaded (or seen in a manifest the registry served) moments before.
+const MAX_BLOB_RACE_RETRIES: u32 = 5;
+
+/// docker-registry (distribution 2.x, filesystem storage) rewrites a repository's blob link
+/// file in place when the same blob is uploaded again, so while several writers upload the
+/// same payload (every signer of one image signs the same bytes) a manifest PUT can find the
+/// link empty and answer 400 `MANIFEST_BLOB_UNKNOWN`/`DIGEST_INVALID` for a blob that exists.
+fn is_transient_blob_unknown(e: &crate::registry::RegistryError) -> bool {
+    matches!(e, crate::registry::RegistryError::Status { status: 400, detail, .. }
+        if detail.contains("BLOB_UNKNOWN") || detail.contains("DIGEST_INVALID"))
 }
 
 /// The config go-containerregistry writes for a signature image: zero times, one empty history

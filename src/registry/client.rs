@@ -378,15 +378,8 @@ impl RegistryClient {
         digest: &Digest,
         body: Bytes,
     ) -> Result<(), RegistryError> {
-        let what = format!("blob {digest} for {repo}");
-        let actual = Digest::of(&body);
-        if actual != *digest {
-            return Err(RegistryError::DigestMismatch {
-                what,
-                expected: digest.to_string(),
-                actual: actual.to_string(),
-            });
-        }
+        // upload_blob checks the body against `digest`; checking existence first is only an
+        // optimisation, so a wrong digest is caught either way.
         if self.blob_exists_for(repo, digest, Access::Push).await? {
             tracing::debug!(%repo, %digest, "blob already present");
             return Ok(());
@@ -1015,7 +1008,12 @@ impl RegistryClient {
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "registry request"
                     );
-                    let transient = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+                    // 500 is retried only for reads: docker-registry answers 500 to a GET of
+                    // a tag while another client's PUT is rewriting the tag's link file in
+                    // place (it reads an empty link), which concurrent signers hit.
+                    let transient = matches!(status.as_u16(), 429 | 502 | 503 | 504)
+                        || (status == StatusCode::INTERNAL_SERVER_ERROR
+                            && matches!(call.method, Method::GET | Method::HEAD));
                     if transient && attempt < MAX_RETRIES {
                         let wait = retry_after(resp.headers()).unwrap_or_else(|| backoff(attempt));
                         drain(resp).await;
