@@ -9,6 +9,7 @@
 mod cosign;
 mod http;
 mod image;
+pub mod proxy;
 mod registry;
 mod skopeo;
 mod softhsm;
