@@ -141,7 +141,11 @@ fn client_err_for(id: &RequestId, e: ClientError) -> SignerError {
 }
 
 fn key_from_bytes(bytes: &[u8], origin: &str) -> Result<PublicKey, SignerError> {
-    let parsed = if bytes.starts_with(b"-----BEGIN") || bytes.iter().take(64).any(|b| *b == b'-') {
+    // PEM is text starting (after optional white space) with a BEGIN line; DER certificates
+    // start with a SEQUENCE tag (0x30) and may contain any byte, '-' included, so nothing
+    // else may be used to tell them apart.
+    let trimmed = bytes.trim_ascii_start();
+    let parsed = if trimmed.starts_with(b"-----BEGIN") {
         std::str::from_utf8(bytes)
             .map_err(|_| {
                 err(
