@@ -29,7 +29,7 @@ pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 pub const MAX_SIGNATURE_LAYERS: usize = 1000;
 
 /// How many times a lost update is repaired before giving up.
-const MAX_WRITE_ROUNDS: u32 = 8;
+const MAX_WRITE_ROUNDS: u32 = 16;
 
 /// One signature to attach: the exact payload bytes and what goes into the layer annotations.
 #[derive(Clone, Debug)]
@@ -126,14 +126,23 @@ pub async fn attach_signatures(
     signatures: &[NewSignature],
     dedupe: &Dedupe,
 ) -> Result<Vec<AttachOutcome>> {
-    let written = write_signatures(client, location, signatures, dedupe).await?;
+    let mut written = write_signatures(client, location, signatures, dedupe).await?;
     let outcomes = written.outcomes.clone();
     if written.needs_confirmation() {
         tokio::time::sleep(confirm_delay(1)).await;
-        confirm_signatures(client, written).await?;
+        confirm_signatures(client, &mut written).await?;
+        tokio::time::sleep(SETTLE_DELAY.saturating_sub(written.written_at().elapsed())).await;
+        confirm_signatures(client, &mut written).await?;
     }
     Ok(outcomes)
 }
+
+/// When the second, final confirmation read comes after the last write. A writer that read
+/// the manifest before our write and writes after our first confirmation would drop our layer
+/// without knowing it; this later look catches writers whose read-to-write window was longer
+/// than the first confirmation delay (slow networks, loaded machines). Registries offer no
+/// conditional writes, so this narrows the race rather than closing it.
+pub const SETTLE_DELAY: Duration = Duration::from_millis(300);
 
 /// A signature manifest write that still has to be confirmed by [`confirm_signatures`].
 #[derive(Debug)]
@@ -246,25 +255,29 @@ async fn rewrite(client: &RegistryClient, w: &mut WrittenSignatures) -> Result<(
 /// Re-read the tag; if any layer we wrote or saw is gone (a concurrent writer replaced the
 /// manifest with its own read-append-write), merge everything back and rewrite, with growing
 /// jittered waits, until the tag holds all of it.
-pub async fn confirm_signatures(client: &RegistryClient, mut w: WrittenSignatures) -> Result<()> {
+pub async fn confirm_signatures(client: &RegistryClient, w: &mut WrittenSignatures) -> Result<()> {
     if !w.needs_confirmation() {
         return Ok(());
     }
+    // Alternate between looking and writing: after a loss, first wait a random, growing while
+    // and look again, because another writer may be about to write a union that already holds
+    // our layers; write ourselves only if the loss is still there. Writers that all rewrote at
+    // once would keep clobbering each other (a livelock seen with 16 concurrent signers).
+    let mut looks = 0u32;
     loop {
         let now = read_signature_manifest(client, &w.location).await?;
         let now_layers = now.map(|m| m.layers).unwrap_or_default();
-        let missing = w
-            .written
-            .iter()
-            .any(|l| !now_layers.iter().any(|n| same_layer(n, l)));
         // Keep everything observed so a layer another writer added is never dropped by us.
-        for l in now_layers {
-            if !w.seen.iter().any(|s| same_layer(s, &l))
-                && !w.ours.iter().any(|o| same_layer(o, &l))
+        for l in &now_layers {
+            if !w.seen.iter().any(|s| same_layer(s, l)) && !w.ours.iter().any(|o| same_layer(o, l))
             {
-                w.seen.push(l);
+                w.seen.push(l.clone());
             }
         }
+        let known = merge_layers(&w.seen, &w.ours);
+        let missing = known
+            .iter()
+            .any(|l| !now_layers.iter().any(|n| same_layer(n, l)));
         if !missing {
             return Ok(());
         }
@@ -274,10 +287,23 @@ pub async fn confirm_signatures(client: &RegistryClient, mut w: WrittenSignature
                 w.location, w.round
             )));
         }
+        looks += 1;
+        if looks % 2 == 1 {
+            tokio::time::sleep(backoff(looks)).await;
+            continue;
+        }
         tracing::info!(location = %w.location, round = w.round, "a concurrent writer replaced the signature manifest; merging and rewriting");
-        rewrite(client, &mut w).await?;
+        rewrite(client, w).await?;
         tokio::time::sleep(confirm_delay(w.round)).await;
     }
+}
+
+/// Randomised exponential backoff ("full jitter") between looks after a lost update, so
+/// colliding writers spread out instead of retrying in step.
+fn backoff(attempt: u32) -> Duration {
+    use rand::Rng;
+    let cap = 25u64.saturating_mul(1 << attempt.min(6)).min(1600);
+    Duration::from_millis(rand::thread_rng().gen_range(10..=cap.max(10)))
 }
 
 /// Fetch and parse the signature manifest; `None` if the tag does not exist.

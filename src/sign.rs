@@ -9,7 +9,7 @@ use sigbridge_signer::{normalise_signature, Signer, SignerError, SignerErrorKind
 
 use crate::attach::{
     confirm_delay, confirm_signatures, write_signatures, AttachOutcome, Dedupe, NewSignature,
-    SignatureLocation, WrittenSignatures,
+    SignatureLocation, WrittenSignatures, SETTLE_DELAY,
 };
 use crate::error::{Error, Result};
 use crate::payload::SimpleSigningPayload;
@@ -153,14 +153,34 @@ pub async fn sign_images(
         .collect()
         .await;
 
-    let results = stream::iter(written)
+    let confirmed: Vec<Result<(SignedImage, WrittenSignatures)>> = stream::iter(written)
         .map(|r| async move {
-            let (signed, written) = r?;
+            let (signed, mut written) = r?;
             let wait = confirm_delay(1).saturating_sub(written.written_at().elapsed());
             if written.needs_confirmation() && !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
-            confirm_signatures(client, written).await?;
+            confirm_signatures(client, &mut written).await?;
+            Ok((signed, written))
+        })
+        .buffered(jobs)
+        .collect()
+        .await;
+
+    // Phase 3: one settle wait for the whole batch, then a final look at every tag written.
+    let last_write = confirmed
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|(_, w)| w.needs_confirmation())
+        .map(|(_, w)| w.written_at())
+        .max();
+    if let Some(last) = last_write {
+        tokio::time::sleep(SETTLE_DELAY.saturating_sub(last.elapsed())).await;
+    }
+    let results = stream::iter(confirmed)
+        .map(|r| async move {
+            let (signed, mut written) = r?;
+            confirm_signatures(client, &mut written).await?;
             Ok(signed)
         })
         .buffered(jobs)

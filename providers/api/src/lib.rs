@@ -52,7 +52,7 @@ pub trait Signer: Send + Sync {
     /// a remote service that waits for a person puts a whole release under one approval.
     /// Local and HSM signers take moderate batches so results stream out as they are attached.
     fn batch_size(&self) -> Option<usize> {
-        Some(64)
+        Some(256)
     }
 
     /// Sign each payload (the exact bytes; the signer hashes with SHA-256 as cosign does).
