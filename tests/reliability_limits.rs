@@ -265,3 +265,38 @@ fn attach_signature_over_64_kib_is_refused_with_exit_3() {
     );
     assert_no_sig_tag(&reg, repo, &digest);
 }
+
+#[test]
+fn images_from_line_over_4_kib_is_refused_with_exit_3() {
+    let sb = Sandbox::new();
+    let key = sb.pkcs8_key("k");
+    // One 8 MiB line with no newline, on stdin: refused after the first 4 KiB.
+    let run = sb
+        .sigbridge()
+        .arg("sign")
+        .signer(&key)
+        .args(["--images-from", "-"])
+        .stdin(vec![b'a'; 8 * 1024 * 1024])
+        .run()
+        .code_is(exit::INVALID_INPUT);
+    assert!(
+        run.stderr().contains("-:1: line longer than 4096 bytes"),
+        "{}",
+        run.describe()
+    );
+    // A line of exactly 4096 bytes (CRLF-terminated) passes the length check and fails as a
+    // reference instead.
+    let mut list = b"# comment\r\n".to_vec();
+    list.extend(vec![b'a'; 4096]);
+    list.extend(b"\r\n");
+    let path = sb.write("list.txt", &list);
+    let run = sb
+        .sigbridge()
+        .arg("sign")
+        .signer(&key)
+        .arg("--images-from")
+        .arg(&path)
+        .run()
+        .code_is(exit::INVALID_INPUT);
+    assert!(!run.stderr().contains("line longer"), "{}", run.describe());
+}

@@ -1,7 +1,7 @@
 //! `sigbridge sign --signer SIGNER IMAGE...`: the whole flow, for one image or a release of
 //! thousands, in one process with bounded concurrency.
 
-use std::io::{BufRead as _, IsTerminal as _};
+use std::io::{BufRead as _, IsTerminal as _, Read as _};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -229,7 +229,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn collect_references(args: &Args) -> anyhow::Result<Vec<(String, ImageReference)>> {
     let mut inputs: Vec<String> = args.images.clone();
     if let Some(source) = &args.images_from {
-        let reader: Box<dyn std::io::BufRead> = if source == "-" {
+        let mut reader: Box<dyn std::io::BufRead> = if source == "-" {
             Box::new(std::io::BufReader::new(std::io::stdin()))
         } else {
             let file = std::fs::File::open(source).map_err(|e| Error::Io {
@@ -238,17 +238,40 @@ fn collect_references(args: &Args) -> anyhow::Result<Vec<(String, ImageReference
             })?;
             Box::new(std::io::BufReader::new(file))
         };
-        for (n, line) in reader.lines().enumerate() {
-            let line = line.map_err(|e| Error::Io {
-                path: source.clone(),
-                source: e,
-            })?;
-            if line.len() > MAX_REFERENCE_LINE {
+        let mut n = 0usize;
+        loop {
+            // Bounded: never buffer more than the limit (plus a line ending) for one line, so
+            // a huge or endless line is refused after a few KiB instead of read whole.
+            let mut buf = Vec::new();
+            let read = (&mut reader)
+                .take(MAX_REFERENCE_LINE as u64 + 2)
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| Error::Io {
+                    path: source.clone(),
+                    source: e,
+                })?;
+            if read == 0 {
+                break;
+            }
+            n += 1;
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+                if buf.last() == Some(&b'\r') {
+                    buf.pop();
+                }
+            }
+            if buf.len() > MAX_REFERENCE_LINE {
                 anyhow::bail!(Error::InvalidInput(format!(
-                    "{source}:{}: line longer than {MAX_REFERENCE_LINE} bytes",
-                    n + 1
+                    "{source}:{n}: line longer than {MAX_REFERENCE_LINE} bytes"
                 )));
             }
+            let line = String::from_utf8(buf).map_err(|_| Error::Io {
+                path: source.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "stream did not contain valid UTF-8",
+                ),
+            })?;
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
