@@ -86,6 +86,16 @@ enum Target {
     Url(Url),
 }
 
+/// Headers for a blob body.
+fn octet_stream() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers
+}
+
 /// One HTTP exchange, repeatable for retries.
 struct Call<'a> {
     method: Method,
@@ -406,18 +416,13 @@ impl RegistryClient {
                 actual: actual.to_string(),
             });
         }
-        let mut post_headers = HeaderMap::new();
-        post_headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
         let resp = self
             .request(
                 repo,
                 Access::Push,
                 Method::POST,
                 Target::Path(format!("v2/{}/blobs/uploads/?digest={digest}", repo.path())),
-                post_headers,
+                octet_stream(),
                 Some(body.clone()),
             )
             .await?;
@@ -450,18 +455,13 @@ impl RegistryClient {
         upload
             .query_pairs_mut()
             .append_pair("digest", &digest.to_string());
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
         let resp = self
             .request(
                 repo,
                 Access::Push,
                 Method::PUT,
                 Target::Url(upload),
-                headers,
+                octet_stream(),
                 Some(body),
             )
             .await?;
