@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use sigbridge_local::{generate_key_pair, GeneratedKeyPair, KeyFile, LocalSigner};
 use sigbridge_signer::PublicKey;
 
-fn cosign() -> Option<PathBuf> {
+fn cosign() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let tools = match std::env::var_os("SIGBRIDGE_TOOLS_DIR") {
         // Relative paths are taken from the workspace root; `join` keeps absolute ones.
@@ -21,16 +21,13 @@ fn cosign() -> Option<PathBuf> {
         _ => workspace.join("target/test-tools"),
     };
     let path = tools.join("trixie/usr/bin/cosign");
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED: cosign not found at {} (run scripts/install-test-deps.sh); \
-             cosign interop was NOT checked",
-            path.display()
-        );
-        None
-    }
+    // Never skip: an interop test that passes without cosign proves nothing.
+    assert!(
+        path.is_file(),
+        "cosign not found at {}: run scripts/install-test-deps.sh (as root) first",
+        path.display()
+    );
+    path
 }
 
 /// Run cosign with nothing inherited from the caller's environment but a private HOME.
@@ -145,7 +142,7 @@ fn check_with_cosign(cosign: &Path, pair: &GeneratedKeyPair, password: &str, lab
 
 #[test]
 fn generated_key_pair_works_with_cosign() {
-    let Some(cosign) = cosign() else { return };
+    let cosign = cosign();
     let pair = generate_key_pair(&pw("interop-pw")).unwrap();
     check_with_cosign(&cosign, &pair, "interop-pw", "generated, password");
     let pair = generate_key_pair(&pw("")).unwrap();
@@ -154,7 +151,7 @@ fn generated_key_pair_works_with_cosign() {
 
 #[test]
 fn every_key_type_works_with_cosign() {
-    let Some(cosign) = cosign() else { return };
+    let cosign = cosign();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     for name in ["p384-pkcs8.pem", "rsa2048-pkcs8.pem", "ed25519-pkcs8.pem"] {
         let signer = KeyFile::read(&fixtures.join(name))
@@ -168,7 +165,7 @@ fn every_key_type_works_with_cosign() {
 
 #[test]
 fn cosign_rejects_wrong_password_for_our_key() {
-    let Some(cosign) = cosign() else { return };
+    let cosign = cosign();
     let dir = tempfile::tempdir().unwrap();
     let pair = generate_key_pair(&pw("right")).unwrap();
     let key = dir.path().join("k.key");
