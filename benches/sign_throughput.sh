@@ -25,19 +25,10 @@ EX="$ROOT/target/release/examples"
 WORK="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 HOST="127.0.0.1:$PORT"
-cat > "$WORK/registry.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage:
-  filesystem: {rootdirectory: $WORK/storage}
-  delete: {enabled: true}
-http:
-  addr: $HOST
-YAML
-docker-registry serve "$WORK/registry.yml" > "$WORK/registry.log" 2>&1 &
-REG=$!
-trap 'kill $REG 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 100); do curl -fs "http://$HOST/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+REGISTRY_PID=
+trap 'kill $REGISTRY_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+. "$ROOT/scripts/local-registry.sh"
+start_registry "$WORK" "$HOST"
 
 echo "# pushing $N images to $HOST/bench/img ..." >&2
 "$EX/push-sample-image" "$HOST/bench/img:t" "$N" > "$WORK/pushed.txt"

@@ -17,19 +17,11 @@ WORK="$(mktemp -d)"
 PORT="${SIGBRIDGE_DEMO_PORT:-5056}"
 SP_PORT="${SIGBRIDGE_DEMO_SIGNPATH_PORT:-18443}"
 ORG=c2099ac1-b2d4-4a41-9d2b-3ae8b4a2e3b1
-cat > "$WORK/registry.yml" <<YAML
-version: 0.1
-storage:
-  filesystem: {rootdirectory: $WORK/storage}
-  delete: {enabled: true}
-http:
-  addr: 127.0.0.1:$PORT
-YAML
-docker-registry serve "$WORK/registry.yml" > "$WORK/registry.log" 2>&1 &
-REGISTRY_PID=$!
+REGISTRY_PID=
 SERVER_PID=
 trap 'kill $REGISTRY_PID $SERVER_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+. "$ROOT/scripts/local-registry.sh"
+start_registry "$WORK" "127.0.0.1:$PORT"
 
 echo "== the signing service's key, API token, and the service itself (manual approval)"
 export COSIGN_PASSWORD=demo

@@ -13,18 +13,10 @@ SIGBRIDGE="$ROOT/target/release/sigbridge"
 
 WORK="$(mktemp -d)"
 PORT="${SIGBRIDGE_DEMO_PORT:-5055}"
-cat > "$WORK/registry.yml" <<YAML
-version: 0.1
-storage:
-  filesystem: {rootdirectory: $WORK/storage}
-  delete: {enabled: true}
-http:
-  addr: 127.0.0.1:$PORT
-YAML
-docker-registry serve "$WORK/registry.yml" > "$WORK/registry.log" 2>&1 &
-REGISTRY_PID=$!
+REGISTRY_PID=
 trap 'kill $REGISTRY_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+. scripts/local-registry.sh
+start_registry "$WORK" "127.0.0.1:$PORT"
 
 IMAGE="127.0.0.1:$PORT/demo/hello:1.0"
 echo "== pushing a sample image to $IMAGE"

@@ -160,22 +160,5 @@ impl Error {
     }
 }
 
-/// The error and all its causes, joined with `: ` (what `{:#}` prints for an anyhow error),
-/// for places that report an error without going through the binary's edge.
-pub fn display_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        // Some wrapped errors already repeat their cause's text; don't print it twice.
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
-}
-
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

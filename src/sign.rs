@@ -207,7 +207,7 @@ impl ImageFailure {
     pub fn new(image: impl Into<String>, err: &Error) -> Self {
         Self {
             image: image.into(),
-            error: crate::error::display_chain(err),
+            error: sigbridge_signer::error_chain(err),
             exit_code: err.exit_code(),
         }
     }

@@ -149,25 +149,32 @@ pub fn read_small_file(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// `COSIGN_PASSWORD` held something that is not UTF-8.
+pub struct NotUtf8;
+
+/// `COSIGN_PASSWORD` as cosign reads it: set, even to the empty string, means use it.
+pub fn cosign_password_env() -> Option<Result<SecretString, NotUtf8>> {
+    std::env::var_os("COSIGN_PASSWORD")
+        .map(|p| p.into_string().map(SecretString::from).map_err(|_| NotUtf8))
+}
+
 /// Passwords as cosign finds them: `COSIGN_PASSWORD` if set (even empty), else a prompt on a
 /// terminal, else none (cosign would read all of stdin; we refuse rather than hang).
 pub struct CosignPasswords;
 
 impl PasswordSource for CosignPasswords {
-    fn password_for(&self, key: &Path) -> Result<Option<SecretString>, SignerError> {
-        if let Some(p) = std::env::var_os("COSIGN_PASSWORD") {
-            let p = p.into_string().map_err(|_| {
+    fn password_for(&self, _key: &Path) -> Result<Option<SecretString>, SignerError> {
+        if let Some(p) = cosign_password_env() {
+            return p.map(Some).map_err(|NotUtf8| {
                 SignerError::new(
                     SignerErrorKind::Credentials,
                     "COSIGN_PASSWORD is not valid UTF-8",
                 )
-            })?;
-            return Ok(Some(SecretString::from(p)));
+            });
         }
         if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
             return Ok(None);
         }
-        let _ = key;
         let p = rpassword::prompt_password("Enter password for private key: ").map_err(|e| {
             SignerError::new(
                 SignerErrorKind::Credentials,

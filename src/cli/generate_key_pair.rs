@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use sigbridge::{Error, ExitCode};
 
+use super::common::NotUtf8;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// File name prefix: writes PREFIX.key (mode 0600) and PREFIX.pub.
@@ -44,11 +46,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// `COSIGN_PASSWORD` (set but empty means no password), else ask twice on a terminal.
 fn new_password() -> anyhow::Result<SecretString> {
-    if let Some(p) = std::env::var_os("COSIGN_PASSWORD") {
-        let p = p
-            .into_string()
-            .map_err(|_| Error::InvalidInput("COSIGN_PASSWORD is not valid UTF-8".into()))?;
-        return Ok(SecretString::from(p));
+    if let Some(p) = super::common::cosign_password_env() {
+        return p.map_err(|NotUtf8| {
+            Error::InvalidInput("COSIGN_PASSWORD is not valid UTF-8".into()).into()
+        });
     }
     if !std::io::stdin().is_terminal() {
         anyhow::bail!(Error::InvalidInput(

@@ -112,10 +112,6 @@ fn cosign_view(v: &VerifiedSignature) -> Value {
     })
 }
 
-fn sigbridge_chain(e: &anyhow::Error) -> String {
-    format!("{e:#}")
-}
-
 /// A key from a file or `env://VAR`, as cosign's `--key` accepts them.
 pub fn load_public_key(spec: &str) -> anyhow::Result<PublicKey> {
     let pem = if let Some(var) = spec.strip_prefix("env://") {
@@ -126,9 +122,8 @@ pub fn load_public_key(spec: &str) -> anyhow::Result<PublicKey> {
         })?
     } else {
         // An unreadable or oversized key file is a key problem (exit 4), not malformed input.
-        let bytes = read_small_file(std::path::Path::new(spec), 1024 * 1024).map_err(|e| {
-            sigbridge::Error::KeyUnavailable(format!("--key {spec}: {}", sigbridge_chain(&e)))
-        })?;
+        let bytes = read_small_file(std::path::Path::new(spec), 1024 * 1024)
+            .map_err(|e| sigbridge::Error::KeyUnavailable(format!("--key {spec}: {e:#}")))?;
         String::from_utf8(bytes).map_err(|_| {
             sigbridge::Error::KeyUnavailable(format!("--key {spec}: not a PEM text file"))
         })?

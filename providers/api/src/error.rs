@@ -66,3 +66,20 @@ impl SignerError {
         self.kind
     }
 }
+
+/// An error and all its causes on one line, joined with `: ` (what anyhow's `{:#}` prints),
+/// skipping a cause whose text the line already holds (wrapped errors often repeat it). For
+/// reports that do not go through the binary's edge: per-image batch results, retry logs.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}

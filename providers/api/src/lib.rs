@@ -12,7 +12,7 @@ pub mod pem;
 mod public_key;
 mod signature;
 
-pub use error::{SignerError, SignerErrorKind};
+pub use error::{error_chain, SignerError, SignerErrorKind};
 pub use public_key::{KeyKind, PublicKey, MIN_RSA_BITS};
 pub use signature::{classify_unkeyed_signature, normalise_signature, SignatureError};
 

@@ -8,7 +8,7 @@ use futures::StreamExt as _;
 use reqwest::header::{HeaderMap, AUTHORIZATION, LOCATION, RETRY_AFTER};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use sigbridge_signer::SignerErrorKind;
+use sigbridge_signer::{error_chain, SignerErrorKind};
 
 use crate::artifact::Artifact;
 use crate::config::SignPathConfig;
@@ -94,21 +94,6 @@ fn hint_for(status: u16) -> &'static str {
     }
 }
 
-/// Render an error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 fn retryable(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 502 | 503 | 504)
 }
@@ -151,7 +136,7 @@ impl SignPathClient {
             .build()
             .map_err(|e| ClientError::Network {
                 what: "creating the HTTP client".into(),
-                reason: chain(&e),
+                reason: error_chain(&e),
             })?;
         Ok(Self {
             http,
@@ -222,7 +207,7 @@ impl SignPathClient {
                     (format!("HTTP {}", resp.status().as_u16()), ra)
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) => (chain(&e), None),
+                Err(e) => (error_chain(&e), None),
             };
             if attempt >= self.retry.max_retries {
                 return Err(ClientError::Network {
@@ -266,7 +251,7 @@ impl SignPathClient {
                 .mime_str("application/octet-stream")
                 .map_err(|e| ClientError::Protocol {
                     what: what.into(),
-                    reason: chain(&e),
+                    reason: error_chain(&e),
                 })?;
             Ok(form.part("artifact", part))
         };
@@ -287,7 +272,7 @@ impl SignPathClient {
                 Ok(resp) => resp,
                 Err(e) if e.is_connect() && attempt < self.retry.max_retries => {
                     let delay = self.retry.delay(attempt, None);
-                    tracing::info!(reason = %chain(&e), retry_in_ms = delay.as_millis() as u64, "could not connect to submit; nothing was sent, retrying");
+                    tracing::info!(reason = %error_chain(&e), retry_in_ms = delay.as_millis() as u64, "could not connect to submit; nothing was sent, retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                     continue;
@@ -297,12 +282,16 @@ impl SignPathClient {
                         what: what.into(),
                         reason: format!(
                             "{} (gave up after {} attempts; nothing was submitted)",
-                            chain(&e),
+                            error_chain(&e),
                             attempt + 1
                         ),
                     })
                 }
-                Err(e) => return Err(ClientError::SubmitOutcomeUnknown { reason: chain(&e) }),
+                Err(e) => {
+                    return Err(ClientError::SubmitOutcomeUnknown {
+                        reason: error_chain(&e),
+                    })
+                }
             };
             let status = resp.status();
             if matches!(status.as_u16(), 429 | 503) && attempt < self.retry.max_retries {
@@ -552,7 +541,7 @@ async fn read_bounded(what: &str, resp: Response, limit: u64) -> Result<Vec<u8>,
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ClientError::Network {
             what: what.into(),
-            reason: chain(&e),
+            reason: error_chain(&e),
         })?;
         if (out.len() + chunk.len()) as u64 > limit {
             return Err(ClientError::TooLarge {
