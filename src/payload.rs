@@ -11,15 +11,66 @@ use serde_json::Value;
 
 use crate::reference::Digest;
 
+mod fold;
+mod read;
+mod scan;
+
+pub use read::OPTIONAL_MAX_DEPTH;
+
 /// The `critical.type` cosign writes.
 pub const COSIGN_SIGNATURE_TYPE: &str = "cosign container image signature";
 
 /// Why a payload or annotation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
-    /// The bytes are not a JSON object as cosign expects.
-    #[error("payload is not valid JSON: {0}")]
-    Json(#[source] serde_json::Error),
+    /// The bytes are not JSON as Go's `encoding/json` reads it (cosign refuses them too).
+    #[error("payload is not valid JSON at byte {offset}: {problem}")]
+    Syntax {
+        /// Where the problem is.
+        offset: usize,
+        /// What is wrong there.
+        problem: &'static str,
+    },
+    /// Nested deeper than Go's decoder allows (cosign refuses it too).
+    #[error("payload nests more than {limit} arrays and objects (cosign refuses it too)")]
+    TooDeep {
+        /// Go's `maxNestingDepth`.
+        limit: usize,
+    },
+    /// Two keys of one object name the same field: readers differ on which one counts.
+    #[error("payload keys {first} and {second} in {path} name the same field (cosign reads the last one, matching case-insensitively; other verifiers read the first, the exact-case one, or refuse); refusing an ambiguous payload: re-create it with `sigbridge generate` or `cosign generate`")]
+    DuplicateKey {
+        /// The object holding them (`payload` is the top level).
+        path: &'static str,
+        /// The first spelling, quoted and escaped.
+        first: String,
+        /// The repeated spelling, quoted and escaped.
+        second: String,
+    },
+    /// A key names a field only through non-ASCII case folding (Go versions disagree).
+    #[error("payload key {key} in {path} matches {field:?} only through Unicode case folding, which Go versions read differently; refusing an ambiguous payload: spell the key {field:?}")]
+    FoldedKey {
+        /// The object holding it.
+        path: &'static str,
+        /// The key, quoted and escaped.
+        key: String,
+        /// The field it folds onto.
+        field: &'static str,
+    },
+    /// A number in `optional` does not fit a float64 (cosign's decoder fails on it).
+    #[error("payload {path} holds the number {number}, which is out of range for a float64 (cosign refuses it too)")]
+    NumberOutOfRange {
+        /// Where, e.g. `optional."key"`.
+        path: String,
+        /// The number as written (shortened if long).
+        number: String,
+    },
+    /// A value in `optional` nests deeper than sigbridge builds.
+    #[error("payload {path} nests more than {OPTIONAL_MAX_DEPTH} levels; sigbridge refuses annotation values this deep (see docs/security.md, Limits)")]
+    OptionalTooDeep {
+        /// Where, e.g. `optional."key"`.
+        path: String,
+    },
     /// A required field is missing or has the wrong JSON type.
     #[error("payload field {field} is {problem}")]
     Field {
@@ -201,8 +252,8 @@ fn split_csv_record(line: &str) -> Result<Vec<String>, PayloadError> {
     }
 }
 
-/// A payload as read back from a registry, with cosign's leniency: keys match
-/// case-insensitively, unknown fields are ignored, `type` and `docker-reference` are not checked.
+/// A payload as read back from a registry, as cosign reads it, except that anything two
+/// verifiers could read differently is refused (see [`ParsedPayload::parse`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParsedPayload {
     /// `critical.identity.docker-reference` (may be empty).
@@ -213,62 +264,24 @@ pub struct ParsedPayload {
     pub signature_type: String,
     /// `optional`, or `None` when null or absent.
     pub optional: Option<serde_json::Map<String, Value>>,
-    /// The payload re-read as generic JSON, for output.
+    /// The payload as cosign re-marshals it for output: canonical key spelling, unknown
+    /// fields dropped, `optional` keys sorted.
     pub json: Value,
 }
 
 impl ParsedPayload {
-    /// Parse payload bytes the way Go's `json.Unmarshal` into cosign's struct would accept them.
+    /// Parse payload bytes as Go's `json.Unmarshal` into cosign's struct reads them: keys
+    /// match fields exactly, else ASCII case-insensitively; unknown fields are ignored (any
+    /// depth up to Go's 10000, any number); invalid UTF-8 in strings reads as U+FFFD.
+    ///
+    /// Refused, because cosign, containers/image and an exact-case reader could disagree on
+    /// what they mean: two keys naming the same field at a level that is read (root,
+    /// `critical`, `identity`, `image`; exact duplicates in `optional`), and a key that reaches
+    /// a field only through non-ASCII folding (`doc\u212aer-…`). Also refused, as cosign
+    /// refuses them: bad JSON, trailing data, nesting over 10000, wrong types, numbers in
+    /// `optional` out of float64 range.
     pub fn parse(bytes: &[u8]) -> Result<Self, PayloadError> {
-        let json: Value = serde_json::from_slice(bytes).map_err(PayloadError::Json)?;
-        let root = json.as_object().ok_or(PayloadError::Field {
-            field: "payload",
-            problem: "not a JSON object",
-        })?;
-        let critical = object_field(root, "critical", "critical")?;
-        let (docker_reference, manifest_digest, signature_type) = match critical {
-            None => (String::new(), String::new(), String::new()),
-            Some(c) => {
-                let identity = object_field(c, "identity", "critical.identity")?;
-                let image = object_field(c, "image", "critical.image")?;
-                let docker_reference = match identity {
-                    Some(i) => {
-                        string_field(i, "docker-reference", "critical.identity.docker-reference")?
-                    }
-                    None => String::new(),
-                };
-                let digest = match image {
-                    Some(i) => string_field(
-                        i,
-                        "docker-manifest-digest",
-                        "critical.image.docker-manifest-digest",
-                    )?,
-                    None => String::new(),
-                };
-                (
-                    docker_reference,
-                    digest,
-                    string_field(c, "type", "critical.type")?,
-                )
-            }
-        };
-        let optional = match lookup(root, "optional") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => Some(m.clone()),
-            Some(_) => {
-                return Err(PayloadError::Field {
-                    field: "optional",
-                    problem: "not an object or null",
-                })
-            }
-        };
-        Ok(Self {
-            docker_reference,
-            manifest_digest,
-            signature_type,
-            optional,
-            json,
-        })
+        read::parse(bytes)
     }
 
     /// cosign's `correctAnnotations`: every wanted key must be present with an equal **string**
@@ -286,44 +299,23 @@ impl ParsedPayload {
     }
 }
 
-/// Go matches JSON keys to struct fields exactly first, then case-insensitively.
-fn lookup<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+/// `text` quoted and escaped for an error message, shortened when long (keys and numbers in a
+/// refused payload can be arbitrarily large).
+fn shown(text: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    let mut out = String::from("\"");
+    for c in text.chars().take(MAX_CHARS) {
+        out.extend(c.escape_default());
+    }
+    if text.chars().nth(MAX_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out.push('"');
+    out
 }
 
-fn object_field<'a>(
-    obj: &'a serde_json::Map<String, Value>,
-    key: &str,
-    field: &'static str,
-) -> Result<Option<&'a serde_json::Map<String, Value>>, PayloadError> {
-    match lookup(obj, key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(m)) => Ok(Some(m)),
-        Some(_) => Err(PayloadError::Field {
-            field,
-            problem: "not an object",
-        }),
-    }
-}
-
-fn string_field(
-    obj: &serde_json::Map<String, Value>,
-    key: &str,
-    field: &'static str,
-) -> Result<String, PayloadError> {
-    match lookup(obj, key) {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(PayloadError::Field {
-            field,
-            problem: "not a string",
-        }),
-    }
-}
+#[cfg(test)]
+mod semantics_tests;
 
 #[cfg(test)]
 mod tests {
