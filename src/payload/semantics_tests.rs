@@ -199,8 +199,8 @@ fn lone_surrogate_escapes_read_as_replacement_characters() {
 fn nested_unknown(depth: usize) -> Vec<u8> {
     let mut p = format!(r#"{{"critical":{},"deep":"#, critical(A)).into_bytes();
     // The root object is one level, so `depth - 1` arrays make the document `depth` deep.
-    p.extend(std::iter::repeat(b'[').take(depth - 1));
-    p.extend(std::iter::repeat(b']').take(depth - 1));
+    p.extend(std::iter::repeat_n(b'[', depth - 1));
+    p.extend(std::iter::repeat_n(b']', depth - 1));
     p.push(b'}');
     p
 }
@@ -218,7 +218,7 @@ fn deep_nesting_in_an_unknown_field_is_accepted_up_to_go_limit_on_a_small_stack(
                 objects.extend_from_slice(br#"{"k":"#);
             }
             objects.extend_from_slice(b"null");
-            objects.extend(std::iter::repeat(b'}').take(10_000));
+            objects.extend(std::iter::repeat_n(b'}', 10_000));
             assert_eq!(accepted(&objects).manifest_digest, A);
             let err = ParsedPayload::parse(&nested_unknown(10_001)).expect_err("too deep");
             assert!(err.to_string().contains("10000"), "{err}");
@@ -280,9 +280,7 @@ fn what_go_refuses_is_refused() {
 
 #[test]
 fn what_go_accepts_is_read_as_go_reads_it() {
-    let p = format!(
-        " \r\n\t{{\"critical\" : null , \"x\":[true,false,null,-0.5e+3,\"\\/\"], \"critical\\u0000\":1}}  "
-    );
+    let p = " \r\n\t{\"critical\" : null , \"x\":[true,false,null,-0.5e+3,\"\\/\"], \"critical\\u0000\":1}  ";
     let parsed = accepted(p.as_bytes());
     assert_eq!(parsed.manifest_digest, "");
     let escaped = format!(
