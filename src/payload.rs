@@ -1,5 +1,6 @@
 //! cosign's simple-signing payload: built byte-for-byte as `cosign generate` writes it, and
-//! parsed as leniently as `cosign verify` reads it.
+//! parsed as `cosign verify` (Go `encoding/json`) reads it, refusing what another verifier
+//! could read differently (`read.rs`, with the Go-semantics scanner in `scan.rs`).
 //!
 //! Byte identity with cosign (Go `encoding/json`, struct field order, compact, no trailing
 //! newline) is what makes a payload made here indistinguishable from one cosign made:
