@@ -18,7 +18,7 @@
 //! `REGISTRY`, `IMAGE` (a tag), `DIGEST_REF` (the same image by digest), `IMAGES` (three more
 //! images by digest, space-separated), `HSM_PIN_FILE`, `SP_HOST`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -68,9 +68,7 @@ fn parse_marker(line: &str) -> Result<(i32, Option<String>), String> {
                 .map_err(|_| format!("exit={} is not a number", &after[..end]))?;
             rest = after[end..].trim_start();
         } else if let Some(after) = rest.strip_prefix("output=\"") {
-            let end = after
-                .find('"')
-                .ok_or("output=\" has no closing quote")?;
+            let end = after.find('"').ok_or("output=\" has no closing quote")?;
             output = Some(after[..end].to_string());
             rest = after[end + 1..].trim_start();
         } else {
@@ -93,7 +91,8 @@ fn marked_blocks(file: &str) -> Result<Vec<Block>, String> {
             i += 1;
             continue;
         }
-        let (exit, output) = parse_marker(lines[i]).map_err(|e| format!("{file}:{}: {e}", i + 1))?;
+        let (exit, output) =
+            parse_marker(lines[i]).map_err(|e| format!("{file}:{}: {e}", i + 1))?;
         let fence = i + 1;
         if lines.get(fence).map(|l| l.trim()) != Some("```sh") {
             return Err(format!(
@@ -121,7 +120,12 @@ fn all_docs() -> Vec<String> {
     let mut files = vec!["README.md".to_string()];
     let mut docs: Vec<String> = std::fs::read_dir(workspace().join("docs"))
         .expect("read docs/")
-        .map(|e| e.expect("docs/ entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("docs/ entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(".md"))
         .map(|name| format!("docs/{name}"))
         .collect();
@@ -147,7 +151,8 @@ fn markers_are_well_formed_and_the_checked_guides_are_listed() {
         with_blocks, expected,
         "the guides with docs-test blocks differ from CHECKED in tests/docs_blocks.rs"
     );
-    let index = std::fs::read_to_string(workspace().join("docs/README.md")).expect("docs/README.md");
+    let index =
+        std::fs::read_to_string(workspace().join("docs/README.md")).expect("docs/README.md");
     let section = index
         .split("## Checked by the test command")
         .nth(1)
@@ -242,13 +247,19 @@ impl Guide {
         let conf = root.join("softhsm2.conf");
         std::fs::write(
             &conf,
-            format!("directories.tokendir = {}\nlog.level = ERROR\n", root.join("tokens").display()),
+            format!(
+                "directories.tokendir = {}\nlog.level = ERROR\n",
+                root.join("tokens").display()
+            ),
         )
         .expect("write softhsm2.conf");
         let pin_file = root.join("hsm-pin");
         std::fs::write(&pin_file, "5678\n").expect("write PIN file");
         let run = |cmd: &mut Command| {
-            let out = cmd.env("SOFTHSM2_CONF", &conf).output().expect("start SoftHSM tool");
+            let out = cmd
+                .env("SOFTHSM2_CONF", &conf)
+                .output()
+                .expect("start SoftHSM tool");
             assert!(
                 out.status.success(),
                 "{cmd:?} failed: {}",
@@ -256,11 +267,30 @@ impl Guide {
             );
         };
         run(Command::new("softhsm2-util").args([
-            "--init-token", "--free", "--label", "release", "--so-pin", "1234", "--pin", "5678",
+            "--init-token",
+            "--free",
+            "--label",
+            "release",
+            "--so-pin",
+            "1234",
+            "--pin",
+            "5678",
         ]));
         run(Command::new("pkcs11-tool").args([
-            "--module", SOFTHSM_MODULE, "--token-label", "release", "--login", "--pin", "5678",
-            "--keypairgen", "--key-type", "EC:prime256v1", "--label", "cosign-p256", "--id", "01",
+            "--module",
+            SOFTHSM_MODULE,
+            "--token-label",
+            "release",
+            "--login",
+            "--pin",
+            "5678",
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            "cosign-p256",
+            "--id",
+            "01",
         ]));
         self.set("SOFTHSM2_CONF", &conf.display().to_string());
         self.set("HSM_PIN_FILE", &pin_file.display().to_string());
@@ -269,8 +299,8 @@ impl Guide {
     /// `$SP_HOST`: a free loopback address for the guide's SignPath-compatible server, whose
     /// binary is put on PATH (it is built next to `sigbridge`).
     fn with_signpath_server(&mut self) {
-        let server = Path::new(env!("CARGO_BIN_EXE_sigbridge"))
-            .with_file_name("signpath-compatible-server");
+        let server =
+            Path::new(env!("CARGO_BIN_EXE_sigbridge")).with_file_name("signpath-compatible-server");
         assert!(
             server.is_file(),
             "{} is missing: run `cargo build -p signpath-compatible-server` (scripts/test.sh does)",
@@ -331,7 +361,10 @@ impl Guide {
             let status = child.wait().expect("wait for bash");
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             let code = status.code().unwrap_or(-1);
-            let wrong_output = block.output.as_ref().filter(|want| !text.contains(want.as_str()));
+            let wrong_output = block
+                .output
+                .as_ref()
+                .filter(|want| !text.contains(want.as_str()));
             if code != block.exit || wrong_output.is_some() {
                 panic!(
                     "\n{}:{}: docs block exited {code} (expected {}){}\n--- block ---\n{}\n--- output ---\n{text}\n",
@@ -394,4 +427,145 @@ fn approval_flow() {
     let mut guide = Guide::new();
     guide.with_signpath_server();
     guide.run("docs/approval-flow.md");
+}
+
+/// Every ```` ```sh ```` block of `file`, marked or not: `(line of the fence, text)`.
+fn all_sh_blocks(file: &str) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(workspace().join(file)).expect("read guide");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut blocks = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].trim() == "```sh" {
+            let close = (i + 1..lines.len())
+                .find(|&j| lines[j].trim() == "```")
+                .unwrap_or(lines.len());
+            blocks.push((i + 1, lines[i + 1..close].join("\n")));
+            i = close;
+        }
+        i += 1;
+    }
+    blocks
+}
+
+/// The `sigbridge` invocations of a shell text: `(subcommand words, --flags)`, continuation
+/// lines joined, stopping at comments and shell operators.
+fn invocations(script: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    let joined = script.replace("\\\n", " ");
+    let mut found = Vec::new();
+    for line in joined.lines() {
+        let line = line.split(" #").next().unwrap_or("");
+        let words: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut i = 0;
+        while i < words.len() {
+            if words[i] != "sigbridge" || words.get(i + 1).is_none_or(|w| w.starts_with('-')) {
+                i += 1;
+                continue;
+            }
+            let mut sub = vec![words[i + 1].to_string()];
+            let mut j = i + 2;
+            if matches!(sub[0].as_str(), "pkcs11" | "signpath") {
+                if let Some(w) = words.get(j).filter(|w| !w.starts_with('-')) {
+                    sub.push(w.to_string());
+                    j += 1;
+                }
+            }
+            let mut flags = Vec::new();
+            while let Some(w) = words.get(j) {
+                if matches!(*w, "|" | "||" | "&&" | ";" | "&" | ">" | ">>" | "<")
+                    || w.starts_with('>')
+                {
+                    break;
+                }
+                if w.starts_with("--") && w.len() > 2 {
+                    flags.push(w.split('=').next().unwrap_or(w).to_string());
+                }
+                j += 1;
+            }
+            found.push((sub, flags));
+            i = j;
+        }
+    }
+    found
+}
+
+#[test]
+fn invocation_scanner_reads_subcommands_and_flags() {
+    let found = invocations(
+        "ID=$(sigbridge sign --signer \"$SP\" --no-wait $IMAGES)   # submit\n\
+         sigbridge pkcs11 keys --token release \\\n  --pin-source f | head\n\
+         echo sigbridge",
+    );
+    let want: Vec<(Vec<String>, Vec<String>)> = vec![
+        (
+            vec!["sign".into()],
+            vec!["--signer".into(), "--no-wait".into()],
+        ),
+        (
+            vec!["pkcs11".into(), "keys".into()],
+            vec!["--token".into(), "--pin-source".into()],
+        ),
+    ];
+    assert_eq!(found, want);
+}
+
+/// Every `--flag` that a shell block of the guides passes to a `sigbridge` subcommand, marked
+/// or not (blocks for cloud HSMs and app.signpath.io included), is one that subcommand's
+/// `--help` lists: a renamed or removed flag cannot linger in the docs.
+#[test]
+fn documented_flags_exist() {
+    let mut help: BTreeMap<Vec<String>, String> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for file in all_docs() {
+        for (line, script) in all_sh_blocks(&file) {
+            for (sub, flags) in invocations(&script) {
+                checked += 1;
+                let text = help.entry(sub.clone()).or_insert_with(|| {
+                    let out = Command::new(env!("CARGO_BIN_EXE_sigbridge"))
+                        .args(&sub)
+                        .arg("--help")
+                        .env_clear()
+                        .stdin(Stdio::null())
+                        .output()
+                        .expect("run sigbridge --help");
+                    if out.status.success() {
+                        String::from_utf8_lossy(&out.stdout).into_owned()
+                    } else {
+                        String::new()
+                    }
+                });
+                if text.is_empty() {
+                    problems.push(format!(
+                        "{file}:{line}: `sigbridge {}` is not a command",
+                        sub.join(" ")
+                    ));
+                    continue;
+                }
+                for flag in flags {
+                    let listed = text
+                        .split(|c: char| {
+                            c.is_whitespace() || c == ',' || c == '=' || c == '[' || c == '<'
+                        })
+                        .any(|w| w == flag);
+                    if !listed {
+                        problems.push(format!(
+                            "{file}:{line}: `sigbridge {} {flag}`: not in its --help",
+                            sub.join(" ")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+    // The guides hold far more than this; fewer means the scanner stopped seeing them.
+    assert!(
+        checked >= 30,
+        "only {checked} sigbridge invocations found in the guides"
+    );
+    eprintln!("checked the flags of {checked} sigbridge invocations");
 }
