@@ -96,7 +96,7 @@ pub enum Pkcs11Error {
     #[error("the public key of {0}")]
     PublicKey(String),
     /// The token needs a PIN and none was given.
-    #[error("token {token:?} requires login and no PIN was given: put the PIN in a file and add ?pin-source=/path/to/file to the URI, or set COSIGN_PKCS11_PIN (on a terminal you are asked)")]
+    #[error("token {token:?} requires login and no PIN was given: put the PIN in a file and name it with pin-source=FILE in the pkcs11: URI (for `sigbridge pkcs11 keys`: --pin-source FILE), or set COSIGN_PKCS11_PIN (on a terminal you are asked)")]
     LoginRequired {
         /// The token label.
         token: String,
