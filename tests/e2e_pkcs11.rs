@@ -74,7 +74,7 @@ impl Sandbox {
         tokens
             .iter()
             .find(|t| t["label"] == label)
-            .and_then(|t| t["slot_id"].as_u64())
+            .and_then(|t| t["slotId"].as_u64())
             .unwrap_or_else(|| panic!("token {label} listed: {}", out.stdout_str()))
     }
 
