@@ -138,10 +138,9 @@ fn generate_with_a_digest_needs_no_registry_and_matches_cosign() {
         .ok();
     assert!(!out.stderr().contains("WARNING"), "{}", out.describe());
     // cosign generate is offline for a digest too: the same bytes.
-    let theirs = Tools::cosign()
-        .args(["generate", "-a", "team=a", &image])
-        .run_ok()
-        .stdout;
+    let mut cosign = Tools::cosign();
+    cosign.args(["generate", "-a", "team=a", &image]);
+    let theirs = cosign.run_ok().stdout;
     assert_eq!(
         String::from_utf8_lossy(&out.out.stdout),
         String::from_utf8_lossy(&theirs)
