@@ -337,9 +337,11 @@ fn normalise_registry(registry: &str, input: &str) -> Result<String, ReferenceEr
         }
         let port = match after {
             "" => None,
-            _ => Some(after.strip_prefix(':').ok_or_else(|| {
-                bad("only ':PORT' may follow the IPv6 address")
-            })?),
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| bad("only ':PORT' may follow the IPv6 address"))?,
+            ),
         };
         (v6, port)
     } else {
@@ -516,7 +518,12 @@ mod tests {
 
     #[test]
     fn ports_must_be_1_to_65535() {
-        for bad in ["127.0.0.1:99999/r", "127.0.0.1:0/r", "127.0.0.1:/r", "[::1]:70000/r"] {
+        for bad in [
+            "127.0.0.1:99999/r",
+            "127.0.0.1:0/r",
+            "127.0.0.1:/r",
+            "[::1]:70000/r",
+        ] {
             let err = ImageReference::parse(bad).unwrap_err();
             assert!(
                 matches!(err, ReferenceError::Registry { .. }),
@@ -524,7 +531,12 @@ mod tests {
             );
             assert!(err.to_string().contains("port"), "{bad}: {err}");
         }
-        for good in ["127.0.0.1:1/rr", "127.0.0.1:65535/rr", "[::1]/rr", "[::1]:5000/rr"] {
+        for good in [
+            "127.0.0.1:1/rr",
+            "127.0.0.1:65535/rr",
+            "[::1]/rr",
+            "[::1]:5000/rr",
+        ] {
             ImageReference::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
         }
         assert!(ImageReference::parse("[::1]x/rr").is_err());
@@ -550,7 +562,13 @@ mod tests {
             );
             assert!(err.to_string().contains(part), "{bad}: {err}");
         }
-        for good in ["repo/a.b", "repo/a_b", "repo/a__b", "repo/a---b", "a1/b2/c3"] {
+        for good in [
+            "repo/a.b",
+            "repo/a_b",
+            "repo/a__b",
+            "repo/a---b",
+            "a1/b2/c3",
+        ] {
             ImageReference::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
         }
     }

@@ -258,7 +258,10 @@ fn malformed_references_exit_3_before_any_network_and_name_the_bad_part() {
         ];
         for run in runs {
             if run.code() != Some(exit::INVALID_INPUT) || !run.stderr().contains(part) {
-                failures.push(format!("{image}: want exit 3 naming {part}\n{}", run.describe()));
+                failures.push(format!(
+                    "{image}: want exit 3 naming {part}\n{}",
+                    run.describe()
+                ));
             }
         }
     }
@@ -276,7 +279,8 @@ fn existing_output_files_exit_14_without_a_raw_os_error() {
         .run()
         .code_is(CONFLICT);
     assert!(
-        out.stderr().contains("cosign.key already exists; remove it"),
+        out.stderr()
+            .contains("cosign.key already exists; remove it"),
         "{}",
         out.describe()
     );
@@ -319,7 +323,10 @@ fn attach_refuses_raw_r_s_without_a_key_and_stores_nothing() {
     let image = reg.image_ref(repo, &digest);
     let payload = payload_for(&sb, &image);
     let raw = key.sign_raw(&std::fs::read(&payload).unwrap());
-    for (name, bytes) in [("raw.sig", raw.clone()), ("raw.b64", common::b64(&raw).into_bytes())] {
+    for (name, bytes) in [
+        ("raw.sig", raw.clone()),
+        ("raw.b64", common::b64(&raw).into_bytes()),
+    ] {
         let signature = sb.write(name, &bytes);
         let out = sb
             .sigbridge()

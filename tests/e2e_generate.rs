@@ -173,7 +173,10 @@ fn generate_check_exists_and_tags_still_need_the_registry() {
         .run()
         .ok();
     let payload: serde_json::Value = serde_json::from_slice(&out.out.stdout).unwrap();
-    assert_eq!(payload["critical"]["image"]["docker-manifest-digest"], digest);
+    assert_eq!(
+        payload["critical"]["image"]["docker-manifest-digest"],
+        digest
+    );
     sb.sigbridge()
         .arg("generate")
         .registry(&reg)

@@ -548,7 +548,11 @@ fn cosigns_printed_uri_with_pin_value_is_refused_unless_opted_in() {
     let out = run(sb.sigbridge().args(["public-key", "--signer", &uri]));
     assert_eq!(out.status.code(), Some(4), "{}", out.describe());
     let err = out.stderr_str();
-    for hint in ["pin-source", "COSIGN_PKCS11_PIN", "SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE=1"] {
+    for hint in [
+        "pin-source",
+        "COSIGN_PKCS11_PIN",
+        "SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE=1",
+    ] {
         assert!(err.contains(hint), "{hint}: {}", out.describe());
     }
     assert!(!err.contains(SOFTHSM_USER_PIN), "{err}");
