@@ -60,7 +60,12 @@ async fn main() -> anyhow::Result<()> {
         let raw = token.raw_sign_loop(key, *kind, &payloads[0], count);
 
         let uri = format!("{}&pin-value={SOFTHSM_USER_PIN}", token.uri(key));
-        let signer = Pkcs11Signer::from_uri(&uri, Pkcs11Options::default())?;
+        // The benchmark's throwaway token PIN; pin-value must be opted into.
+        let options = Pkcs11Options {
+            allow_pin_value: true,
+            ..Pkcs11Options::default()
+        };
+        let signer = Pkcs11Signer::from_uri(&uri, options)?;
         // Open, log in and find the key outside the timing.
         let public = signer.public_key().await?;
         let start = Instant::now();

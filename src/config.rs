@@ -52,16 +52,19 @@ pub fn config_path() -> Result<Option<PathBuf>> {
         }
         return Ok(Some(path));
     }
-    let local = PathBuf::from("sigbridge.toml");
-    if local.is_file() {
-        return Ok(Some(local));
-    }
+    Ok(default_paths().into_iter().find(|p| p.is_file()))
+}
+
+/// Where the configuration file is looked for when `SIGBRIDGE_CONFIG` is unset, in order.
+fn default_paths() -> Vec<PathBuf> {
+    let mut paths = vec![PathBuf::from("sigbridge.toml")];
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    Ok(base
-        .map(|b| b.join("sigbridge").join("sigbridge.toml"))
-        .filter(|p| p.is_file()))
+    if let Some(base) = base {
+        paths.push(base.join("sigbridge").join("sigbridge.toml"));
+    }
+    paths
 }
 
 /// Read and parse a configuration file.
@@ -88,6 +91,9 @@ pub fn load(path: &Path) -> Result<ConfigFile> {
 }
 
 /// If `arg` names a profile (and is not an existing file or a URI), the profile's SIGNER.
+/// A bare name that is neither an existing file nor a profile is refused here, naming the
+/// profiles and configuration files searched, since "cannot read key file NAME" would hide
+/// that profiles exist.
 pub fn resolve_signer(arg: &str) -> Result<String> {
     let could_be_profile = !arg.is_empty()
         && arg
@@ -97,18 +103,42 @@ pub fn resolve_signer(arg: &str) -> Result<String> {
     if !could_be_profile {
         return Ok(arg.to_string());
     }
-    let Some(path) = config_path()? else {
-        return Ok(arg.to_string());
-    };
-    let config = load(&path)?;
-    match config.profiles.get(arg) {
-        Some(profile) => {
-            tracing::info!(profile = arg, config = %path.display(), "using signer profile");
-            Ok(profile.signer.clone())
+    let searched = match config_path()? {
+        Some(path) => {
+            let config = load(&path)?;
+            if let Some(profile) = config.profiles.get(arg) {
+                tracing::info!(profile = arg, config = %path.display(), "using signer profile");
+                return Ok(profile.signer.clone());
+            }
+            let names: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+            format!(
+                "no profile {arg:?} in {} (profiles there: {})",
+                path.display(),
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )
         }
-        None => Ok(arg.to_string()),
-    }
+        None => {
+            let looked: Vec<String> = default_paths()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            format!(
+                "no configuration file with profiles was found (SIGBRIDGE_CONFIG is unset; looked for {})",
+                looked.join(", ")
+            )
+        }
+    };
+    Err(Error::KeyUnavailable(format!(
+        "signer {arg:?} is not a file, a URI or a profile: there is no file {arg:?}, and {searched}. {SIGNER_FORMS}"
+    )))
 }
+
+/// What a SIGNER may be, for error messages.
+pub const SIGNER_FORMS: &str = "A SIGNER is a key file path, a pkcs11: URI, a signpath:// URI, or the name of a profile in sigbridge.toml ($SIGBRIDGE_CONFIG, ./sigbridge.toml or ~/.config/sigbridge/sigbridge.toml)";
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,8 @@
 //! The library's error type and the exit codes the binary maps it to.
 //!
 //! Exit codes are a contract for pipelines (documented in README and `sigbridge --help`);
-//! 10, 11 and 12 mean what they mean to `cosign verify`.
+//! 10, 11 and 12 mean what they mean to `cosign verify`; 13 is left unused because cosign uses
+//! it (no certificate on a signature).
 
 use sigbridge_signer::{SignatureError, SignerError, SignerErrorKind};
 
@@ -41,6 +42,10 @@ pub enum ExitCode {
     ImageNotFound = 11,
     /// `verify`: signatures exist but none matches (cosign's code).
     NoMatchingSignatures = 12,
+    /// Nothing was changed because the target already exists or is already final: an output
+    /// file (`generate-key-pair`, `public-key --outfile`), or a signing request that already
+    /// reached a final status (`signpath cancel`).
+    Conflict = 14,
 }
 
 /// Everything that can go wrong in a sigbridge operation.
@@ -120,6 +125,17 @@ pub enum Error {
     /// The signature manifest in the registry is not one we can safely append to.
     #[error("{0}")]
     UnsafeSignatureManifest(String),
+    /// A file to be created already exists; it was left alone.
+    #[error("{path} already exists; remove it or choose another path{hint}")]
+    FileExists {
+        /// The file.
+        path: String,
+        /// More ways out (e.g. a `--force` flag), starting with `; `, or empty.
+        hint: String,
+    },
+    /// The operation does not apply any more (e.g. canceling a completed signing request).
+    #[error("{0}")]
+    AlreadyFinal(String),
     /// Reading a local file failed.
     #[error("{path}")]
     Io {
@@ -156,6 +172,7 @@ impl Error {
             Error::NoSignatures { .. } => ExitCode::NoSignatures,
             Error::NoMatchingSignatures { .. } => ExitCode::NoMatchingSignatures,
             Error::Io { .. } => ExitCode::InvalidInput,
+            Error::FileExists { .. } | Error::AlreadyFinal(_) => ExitCode::Conflict,
         }
     }
 }

@@ -7,6 +7,11 @@
 //! - no registry means `index.docker.io`, and `docker.io` is rewritten to it;
 //! - a single-component Docker Hub repository gets `library/`;
 //! - repository characters are `[a-z0-9_./-]`, 2 to 255 of them;
+//! - stricter than ggcr's weak validation, as registries (distribution's grammar) are: every
+//!   path component is `[a-z0-9]+` runs joined by `.`, `_`, `__` or dashes (so no empty
+//!   component and no `.`/`..`), a port is 1 to 65535, and a tag does not start with `.` or `-`.
+//!   Such references would otherwise be sent and fail at the registry; refusing them here names
+//!   the bad part before anything goes over the network;
 //! - `repo:tag@sha256:…` is accepted and the tag dropped; only `sha256:` digests are accepted.
 
 use std::fmt;
@@ -38,15 +43,17 @@ pub enum ReferenceError {
         reason: String,
     },
     /// The registry part is malformed.
-    #[error("invalid registry {registry:?} in {input:?}: registries must be valid RFC 3986 URI authorities (host[:port])")]
+    #[error("invalid registry {registry:?} in {input:?}: {reason}")]
     Registry {
         /// The whole input.
         input: String,
         /// The registry part.
         registry: String,
+        /// What is wrong.
+        reason: String,
     },
     /// The tag is malformed.
-    #[error("invalid tag {tag:?} in {input:?}: tags are 1 to 128 characters of [A-Za-z0-9_.-]")]
+    #[error("invalid tag {tag:?} in {input:?}: tags are 1 to 128 characters of [A-Za-z0-9_.-], not starting with '.' or '-'")]
     Tag {
         /// The whole input.
         input: String,
@@ -224,7 +231,11 @@ impl ImageReference {
             None => (base, None),
         };
         if let Some(tag) = tag {
-            if tag.is_empty() || tag.len() > 128 || !tag.chars().all(|c| TAG_CHARS.contains(c)) {
+            if tag.is_empty()
+                || tag.len() > 128
+                || tag.starts_with(['.', '-'])
+                || !tag.chars().all(|c| TAG_CHARS.contains(c))
+            {
                 return Err(ReferenceError::Tag {
                     input: input.to_string(),
                     tag: tag.to_string(),
@@ -311,17 +322,28 @@ fn normalise_registry(registry: &str, input: &str) -> Result<String, ReferenceEr
     if registry.is_empty() || registry == DOCKER_HUB_ALIAS {
         return Ok(DEFAULT_REGISTRY.to_string());
     }
-    let bad = || ReferenceError::Registry {
+    let bad = |reason: &str| ReferenceError::Registry {
         input: input.to_string(),
         registry: registry.to_string(),
+        reason: reason.to_string(),
     };
     // An RFC 3986 authority without userinfo: host (name, IPv4 or [IPv6]) and optional port.
     let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
-        let (v6, after) = rest.split_once(']').ok_or_else(bad)?;
+        let (v6, after) = rest
+            .split_once(']')
+            .ok_or_else(|| bad("an IPv6 address must be closed with ']'"))?;
         if v6.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(bad());
+            return Err(bad(&format!("{v6:?} is not an IPv6 address")));
         }
-        (v6, after.strip_prefix(':'))
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| bad("only ':PORT' may follow the IPv6 address"))?,
+            ),
+        };
+        (v6, port)
     } else {
         match registry.split_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -333,10 +355,18 @@ fn normalise_registry(registry: &str, input: &str) -> Result<String, ReferenceEr
             || host
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'));
-    let port_ok =
-        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    if !host_ok || !port_ok {
-        return Err(bad());
+    if !host_ok {
+        return Err(bad(&format!(
+            "host {host:?} must be a name of letters, digits, '.', '-' and '_', an IPv4 address or [IPv6]"
+        )));
+    }
+    if let Some(p) = port {
+        let valid = p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n));
+        if !valid {
+            return Err(bad(&format!("port {p:?} must be a number from 1 to 65535")));
+        }
     }
     Ok(registry.to_string())
 }
@@ -360,7 +390,45 @@ fn check_repository_path(path: &str, input: &str) -> Result<(), ReferenceError> 
         };
         return Err(bad(&reason));
     }
+    for component in path.split('/') {
+        if let Some(reason) = component_problem(component) {
+            return Err(bad(&reason));
+        }
+    }
     Ok(())
+}
+
+/// Why a path component breaks the grammar registries enforce (distribution's
+/// `path-component`: `[a-z0-9]+` runs joined by one `.`, one or two `_`, or any number of `-`),
+/// or `None` if it is fine. Only called once the characters are known to be allowed.
+fn component_problem(component: &str) -> Option<String> {
+    if component.is_empty() {
+        return Some(
+            "it has an empty path component ('//', or a leading or trailing '/')".to_string(),
+        );
+    }
+    if component == "." || component == ".." {
+        return Some(format!("path component {component:?} is not allowed"));
+    }
+    let bytes = component.as_bytes();
+    if !bytes[0].is_ascii_alphanumeric() || !bytes[bytes.len() - 1].is_ascii_alphanumeric() {
+        return Some(format!(
+            "path component {component:?} must start and end with a letter or digit"
+        ));
+    }
+    // Separators between alphanumeric runs: ".", "_", "__" or one or more "-".
+    for run in component
+        .split(|c: char| c.is_ascii_alphanumeric())
+        .filter(|r| !r.is_empty())
+    {
+        let ok = run == "." || run == "_" || run == "__" || run.bytes().all(|b| b == b'-');
+        if !ok {
+            return Some(format!(
+                "path component {component:?} has the separator {run:?} (allowed between letters and digits: '.', '_', '__' or dashes)"
+            ));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -446,6 +514,74 @@ mod tests {
             ImageReference::parse("host:port/x"),
             Err(ReferenceError::Registry { .. })
         ));
+    }
+
+    #[test]
+    fn ports_must_be_1_to_65535() {
+        for bad in [
+            "127.0.0.1:99999/r",
+            "127.0.0.1:0/r",
+            "127.0.0.1:/r",
+            "[::1]:70000/r",
+        ] {
+            let err = ImageReference::parse(bad).unwrap_err();
+            assert!(
+                matches!(err, ReferenceError::Registry { .. }),
+                "{bad}: {err:?}"
+            );
+            assert!(err.to_string().contains("port"), "{bad}: {err}");
+        }
+        for good in [
+            "127.0.0.1:1/rr",
+            "127.0.0.1:65535/rr",
+            "[::1]/rr",
+            "[::1]:5000/rr",
+        ] {
+            ImageReference::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        assert!(ImageReference::parse("[::1]x/rr").is_err());
+    }
+
+    #[test]
+    fn path_components_follow_the_registry_grammar() {
+        for (bad, part) in [
+            ("repo/../base", "\"..\""),
+            ("repo//base", "empty path component"),
+            ("localhost:5000/repo/./base", "\".\""),
+            ("localhost:5000/repo/", "empty path component"),
+            ("localhost:5000//repo", "empty path component"),
+            ("repo/-base", "\"-base\""),
+            ("repo/base.", "\"base.\""),
+            ("repo/a..b", "\"..\""),
+            ("repo/a___b", "\"___\""),
+        ] {
+            let err = ImageReference::parse(bad).unwrap_err();
+            assert!(
+                matches!(err, ReferenceError::Repository { .. }),
+                "{bad}: {err:?}"
+            );
+            assert!(err.to_string().contains(part), "{bad}: {err}");
+        }
+        for good in [
+            "repo/a.b",
+            "repo/a_b",
+            "repo/a__b",
+            "repo/a---b",
+            "a1/b2/c3",
+        ] {
+            ImageReference::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+    }
+
+    #[test]
+    fn tags_do_not_start_with_dot_or_dash() {
+        for bad in ["repo:.x", "repo:-x"] {
+            assert!(
+                matches!(ImageReference::parse(bad), Err(ReferenceError::Tag { .. })),
+                "{bad}"
+            );
+        }
+        assert!(ImageReference::parse("repo:_x.-y").is_ok());
     }
 
     #[test]

@@ -68,19 +68,20 @@ pub fn open_signpath(uri: &str, options: &SignPathOptions) -> Result<SignPathSig
     SignPathSigner::new(config, options).map_err(wrap)
 }
 
-/// A PKCS#11 signer for `uri`. The PIN comes from, in order: `pin-value` in the URI (warned
-/// about: URIs end up in shell history and process listings), `pin-source=FILE`,
+/// A PKCS#11 signer for `uri`. The PIN comes from, in order: `pin-value` in the URI (refused
+/// unless `SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE=1`, and then warned about: URIs end up in shell
+/// history and process listings), `pin-source=FILE`,
 /// `COSIGN_PKCS11_PIN`, and a terminal prompt only when the token requires login. The module,
 /// token and key are opened on first use.
 pub fn open_pkcs11(uri: &str) -> Result<sigbridge_pkcs11::Pkcs11Signer> {
     let parsed =
         sigbridge_pkcs11::Pkcs11Uri::parse(uri).map_err(|e| Error::InvalidInput(e.to_string()))?;
-    if parsed.has_pin_value() {
+    let mut options = sigbridge_pkcs11::Pkcs11Options::from_env();
+    if parsed.has_pin_value() && options.allow_pin_value {
         tracing::warn!(
-            "the pkcs11: URI carries pin-value: other users can read it in process listings and it lands in shell history; put the PIN in a file (pin-source=FILE) or in COSIGN_PKCS11_PIN"
+            "the pkcs11: URI carries pin-value: other users can read it in process listings and it lands in shell history; put the PIN in a file (pin-source=FILE) or in COSIGN_PKCS11_PIN, and unset SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE"
         );
     }
-    let mut options = sigbridge_pkcs11::Pkcs11Options::from_env();
     options.pin_prompt = Some(std::sync::Arc::new(TerminalPinPrompt));
     sigbridge_pkcs11::Pkcs11Signer::new(parsed, options).map_err(|e| Error::Signer {
         signer: "pkcs11".into(),

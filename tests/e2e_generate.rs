@@ -3,7 +3,7 @@
 mod common;
 
 use common::Sandbox;
-use sigbridge_testkit::{cosign_generate, push_image, Registry};
+use sigbridge_testkit::{cosign_generate, push_image, Registry, Tools};
 
 /// Annotation sets, each as the `(key, value)` pairs passed one `-a key=value` at a time.
 /// cosign 2.5 rejects `key=a=b`, so no value contains `=` except through the comma form.
@@ -114,4 +114,73 @@ fn generate_with_a_tag_warns_and_uses_the_resolved_digest() {
         "{}",
         out.describe()
     );
+}
+
+/// A loopback address nothing listens on: bind a port, then let it go.
+fn dead_registry() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr.to_string()
+}
+
+const OFFLINE_DIGEST: &str =
+    "sha256:4aa3054270f7a70b4528f2064ee90961788e1e1518703592ae4463de3b889dec";
+
+#[test]
+fn generate_with_a_digest_needs_no_registry_and_matches_cosign() {
+    let sb = Sandbox::new();
+    let image = format!("{}/e2e/offline@{OFFLINE_DIGEST}", dead_registry());
+    let out = sb
+        .sigbridge()
+        .args(["generate", "-a", "team=a", &image])
+        .run()
+        .ok();
+    assert!(!out.stderr().contains("WARNING"), "{}", out.describe());
+    // cosign generate is offline for a digest too: the same bytes.
+    let mut cosign = Tools::cosign();
+    cosign.args(["generate", "-a", "team=a", &image]);
+    let theirs = cosign.run_ok().stdout;
+    assert_eq!(
+        String::from_utf8_lossy(&out.out.stdout),
+        String::from_utf8_lossy(&theirs)
+    );
+}
+
+#[test]
+fn generate_check_exists_and_tags_still_need_the_registry() {
+    let sb = Sandbox::new();
+    let dead = dead_registry();
+    let pinned = format!("{dead}/e2e/offline@{OFFLINE_DIGEST}");
+    sb.sigbridge()
+        .args(["generate", "--check-exists", &pinned])
+        .run()
+        .code_is(6);
+    sb.sigbridge()
+        .args(["generate", &format!("{dead}/e2e/offline:v1")])
+        .run()
+        .code_is(6);
+
+    // --check-exists asks a live registry: a digest it does not hold is "image not found".
+    let reg = Registry::plain();
+    let repo = "e2e/generate-check";
+    let digest = push_image(&reg, repo, "v1");
+    let out = sb
+        .sigbridge()
+        .arg("generate")
+        .registry(&reg)
+        .args(["--check-exists", &reg.image_ref(repo, &digest)])
+        .run()
+        .ok();
+    let payload: serde_json::Value = serde_json::from_slice(&out.out.stdout).unwrap();
+    assert_eq!(
+        payload["critical"]["image"]["docker-manifest-digest"],
+        digest
+    );
+    sb.sigbridge()
+        .arg("generate")
+        .registry(&reg)
+        .args(["--check-exists", &reg.image_ref(repo, OFFLINE_DIGEST)])
+        .run()
+        .code_is(11);
 }

@@ -4,7 +4,8 @@
 //!
 //! Every sigbridge process gets SOFTHSM2_CONF (the store lives in a temp dir of this test
 //! process) and a PIN from a file or COSIGN_PKCS11_PIN, never from argv (one test checks that
-//! cosign's `pin-value` form still works, with a warning).
+//! cosign's `pin-value` form is refused unless SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE=1 opts in, and
+//! then works with a warning).
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -55,6 +56,8 @@ impl Sandbox {
             .env_remove("SIGBRIDGE_PKCS11_CERT_CHAIN")
             .env_remove("SIGBRIDGE_SIGNER")
             .env_remove("SIGBRIDGE_LOG")
+            .env_remove("SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE")
+            .env_remove("SIGBRIDGE_CONFIG")
             .stdin(Stdio::null());
         cmd
     }
@@ -74,7 +77,7 @@ impl Sandbox {
         tokens
             .iter()
             .find(|t| t["label"] == label)
-            .and_then(|t| t["slot_id"].as_u64())
+            .and_then(|t| t["slotId"].as_u64())
             .unwrap_or_else(|| panic!("token {label} listed: {}", out.stdout_str()))
     }
 
@@ -532,7 +535,7 @@ fn tokens_and_keys_are_listed_and_listed_uris_sign_unchanged() {
 }
 
 #[test]
-fn cosigns_printed_uri_with_pin_value_works_and_warns() {
+fn cosigns_printed_uri_with_pin_value_is_refused_unless_opted_in() {
     let sb = Sandbox::new();
     let token = SoftHsm::shared().init_token("e2e cosign form");
     let key = token.generate(HsmKeyType::P256, "key label", b"key_id");
@@ -541,7 +544,25 @@ fn cosigns_printed_uri_with_pin_value_works_and_warns() {
     let uri = format!(
         "pkcs11:token=e2e%20cosign%20form;slot-id={slot};id=%6b%65%79%5f%69%64;object=key%20label?module-path={SOFTHSM_MODULE}&pin-value={SOFTHSM_USER_PIN}"
     );
-    let out = ok(sb.sigbridge().args(["public-key", "--signer", &uri]));
+    // By default a PIN in argv is refused (a key problem, 4), saying what to do instead.
+    let out = run(sb.sigbridge().args(["public-key", "--signer", &uri]));
+    assert_eq!(out.status.code(), Some(4), "{}", out.describe());
+    let err = out.stderr_str();
+    for hint in [
+        "pin-source",
+        "COSIGN_PKCS11_PIN",
+        "SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE=1",
+    ] {
+        assert!(err.contains(hint), "{hint}: {}", out.describe());
+    }
+    assert!(!err.contains(SOFTHSM_USER_PIN), "{err}");
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+
+    // Opted in (cosign compatibility): it works, with a warning that never shows the PIN.
+    let out = ok(sb
+        .sigbridge()
+        .env("SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE", "1")
+        .args(["public-key", "--signer", &uri]));
     assert!(out.stdout_str().starts_with("-----BEGIN PUBLIC KEY-----"));
     let err = out.stderr_str();
     assert!(err.contains("pin-value"), "a warning: {err}");
@@ -556,4 +577,74 @@ fn cosigns_printed_uri_with_pin_value_works_and_warns() {
         .env("COSIGN_PKCS11_PIN", SOFTHSM_USER_PIN)
         .args(["public-key", "--signer", bare]));
     assert!(out.stdout_str().starts_with("-----BEGIN PUBLIC KEY-----"));
+}
+
+#[test]
+fn malformed_percent_escapes_in_a_uri_exit_3() {
+    let sb = Sandbox::new();
+    for bad in ["%+1", "%G0", "%"] {
+        let uri = format!("pkcs11:token=e2e{bad};object=k?module-path={SOFTHSM_MODULE}");
+        let out = run(sb
+            .sigbridge()
+            .env("COSIGN_PKCS11_PIN", SOFTHSM_USER_PIN)
+            .args(["public-key", "--signer", &uri]));
+        assert_eq!(out.status.code(), Some(3), "{bad}: {}", out.describe());
+        assert!(
+            out.stderr_str().contains("not followed by two hex digits"),
+            "{bad}: {}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn verify_key_accepts_a_pkcs11_uri_and_a_profile() {
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    let token = SoftHsm::shared().init_token("e2e-verify-uri");
+    let key = token.generate(HsmKeyType::P256, "verify-key", b"vk");
+    let uri = token.uri(&key);
+    let repo = "e2e/pkcs11-verify-uri";
+    let digest = push_image(&reg, repo, "v1");
+    let by_digest = reg.image_ref(repo, &digest);
+    ok(sb
+        .sigbridge()
+        .env("COSIGN_PKCS11_PIN", SOFTHSM_USER_PIN)
+        .args(["sign", "--signer", &uri])
+        .arg(&by_digest));
+
+    let out = ok(sb
+        .sigbridge()
+        .env("COSIGN_PKCS11_PIN", SOFTHSM_USER_PIN)
+        .args(["verify", "--key", &uri])
+        .arg(&by_digest));
+    let verified: serde_json::Value =
+        serde_json::from_str(out.stdout_str().trim()).expect("verify JSON");
+    assert_eq!(
+        verified[0]["critical"]["image"]["docker-manifest-digest"],
+        digest.as_str()
+    );
+
+    // A profile naming the same key works as --key too.
+    let config = sb.path("sigbridge.toml");
+    std::fs::write(
+        &config,
+        format!("[profiles.hsm-verify]\nsigner = \"{uri}\"\n"),
+    )
+    .expect("write config");
+    ok(sb
+        .sigbridge()
+        .env("SIGBRIDGE_CONFIG", &config)
+        .env("COSIGN_PKCS11_PIN", SOFTHSM_USER_PIN)
+        .args(["verify", "--key", "hsm-verify"])
+        .arg(&by_digest));
+
+    // Another key on the token does not verify it (12: no matching signatures).
+    let other = token.generate(HsmKeyType::P256, "other-key", b"ok");
+    let out = run(sb
+        .sigbridge()
+        .env("COSIGN_PKCS11_PIN", SOFTHSM_USER_PIN)
+        .args(["verify", "--key", &token.uri(&other)])
+        .arg(&by_digest));
+    assert_eq!(out.status.code(), Some(12), "{}", out.describe());
 }

@@ -213,7 +213,8 @@ fn approved_request_is_attached_and_verifies_with_cosign() {
     assert_eq!(v["status"], "Completed");
     assert_eq!(v["id"], r.id.as_str());
     let c = fx.sigbridge(&["signpath", "cancel", &r.id, "--signer", &uri]);
-    assert_ne!(c.status.code(), Some(0));
+    // 14 (nothing changed: already final), not 8 (signer unavailable).
+    assert_code(&c, 14);
     assert!(
         c.stderr_str().contains("already Completed"),
         "{}",

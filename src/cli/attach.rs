@@ -19,6 +19,8 @@ use super::OutputFormat;
 const MAX_PAYLOAD_FILE: u64 = 1024 * 1024;
 const MAX_SIGNATURE_FILE: u64 = 64 * 1024;
 const MAX_CERT_FILE: u64 = 1024 * 1024;
+/// A raw P-256 `r||s` signature (and an Ed25519 one) is this long.
+const RAW_P256_SIGNATURE_LEN: usize = 64;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,7 +47,12 @@ pub struct Args {
     pub key: Option<String>,
 
     /// The image the payload is for.
-    pub image: String,
+    #[arg(value_name = "IMAGE")]
+    pub first: String,
+
+    /// cosign's `attach signature … IMAGE` spelling: then `first` is the word `signature`.
+    #[arg(hide = true, value_name = "IMAGE")]
+    pub second: Option<String>,
 
     /// Output on stdout.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
@@ -55,7 +62,27 @@ pub struct Args {
     pub registry: RegistryArgs,
 }
 
+impl Args {
+    /// The image, accepting cosign's `attach signature [flags] IMAGE` as well as
+    /// `attach [flags] IMAGE`; any other second positional is a usage error (exit 2).
+    fn image(&self) -> &str {
+        match &self.second {
+            None => &self.first,
+            Some(image) if self.first == "signature" => image,
+            Some(image) => clap::Error::raw(
+                clap::error::ErrorKind::UnknownArgument,
+                format!(
+                    "unexpected argument {image:?} after image {:?}: attach takes one IMAGE (cosign's form `attach signature --payload P --signature S IMAGE` works too)\n",
+                    self.first
+                ),
+            )
+            .exit(),
+        }
+    }
+}
+
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let image_arg = args.image().to_string();
     let payload = read_small_file(&args.payload, MAX_PAYLOAD_FILE)?;
     let parsed = ParsedPayload::parse(&payload).map_err(|e| {
         Error::InvalidInput(format!(
@@ -104,7 +131,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let key = match &args.key {
-        Some(spec) => Some(load_public_key(spec)?),
+        Some(spec) => Some(load_public_key(spec).await?),
         None => None,
     };
 
@@ -130,6 +157,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "the signature is {e}; pass --key to check (and convert) it"
                 ))
             })?;
+            // 64 bytes is raw ECDSA r||s (or Ed25519): stored as is, cosign could never verify
+            // an ECDSA one, and only the key tells which it is.
+            if signature.len() == RAW_P256_SIGNATURE_LEN {
+                anyhow::bail!(Error::InvalidInput(
+                    "the signature is 64 raw bytes (ECDSA r||s, or Ed25519), which cannot be attached unchecked: cosign verifies ECDSA only in ASN.1 DER. Pass --key PUB (or --certificate) so it is checked and converted, or give a DER signature".into()
+                ));
+            }
             eprintln!("WARNING: no --key or --certificate given: the signature is attached without being checked");
             signature
         }
@@ -146,7 +180,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let client = args.registry.client()?;
-    let image = resolve(&client, &args.image, Verb::Sign).await?;
+    let image = resolve(&client, &image_arg, Verb::Sign).await?;
     if parsed.manifest_digest != image.digest.to_string() {
         anyhow::bail!(Error::PayloadDigestMismatch {
             claimed: parsed.manifest_digest,

@@ -25,10 +25,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !args.force {
         for p in [&key_path, &pub_path] {
             if p.exists() {
-                anyhow::bail!(Error::InvalidInput(format!(
-                    "{} already exists; pass --force to replace it or choose another --output-key-prefix",
-                    p.display()
-                )));
+                anyhow::bail!(exists(p, true));
             }
         }
     }
@@ -72,10 +69,7 @@ fn new_password() -> anyhow::Result<SecretString> {
 /// leaves a half-written key.
 fn replace_file(path: &Path, bytes: &[u8], mode: u32, force: bool) -> anyhow::Result<()> {
     if !force && path.exists() {
-        anyhow::bail!(Error::InvalidInput(format!(
-            "{} already exists",
-            path.display()
-        )));
+        anyhow::bail!(exists(path, true));
     }
     let dir = path
         .parent()
@@ -97,6 +91,18 @@ fn replace_file(path: &Path, bytes: &[u8], mode: u32, force: bool) -> anyhow::Re
     Ok(())
 }
 
+/// `path` already exists (exit 14, not "malformed input"); `force_flag` adds the --force hint.
+fn exists(path: &Path, force_flag: bool) -> Error {
+    Error::FileExists {
+        path: path.display().to_string(),
+        hint: if force_flag {
+            " (--output-key-prefix names another; --force replaces it)".into()
+        } else {
+            String::new()
+        },
+    }
+}
+
 /// Create `path` (failing if it exists) with `mode`, write and sync it.
 pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -109,7 +115,11 @@ pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()
         .create_new(true)
         .mode(mode)
         .open(path)
-        .map_err(io)?;
+        .map_err(|e| match e.kind() {
+            // Someone else's file: say so plainly instead of quoting EEXIST.
+            std::io::ErrorKind::AlreadyExists => exists(path, false),
+            _ => io(e),
+        })?;
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
     Ok(())

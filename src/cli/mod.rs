@@ -31,7 +31,9 @@ Exit codes:
    9  the signing request was canceled, or the wait for it timed out
   10  verify: no signatures found (as cosign)
   11  image not found (as cosign)
-  12  verify: no matching signatures (as cosign)";
+  12  verify: no matching signatures (as cosign)
+  14  nothing was changed: an output file already exists (generate-key-pair,
+      public-key --outfile), or the signing request is already final (signpath cancel)";
 
 /// Sign container images in cosign's format with keys that live elsewhere, and verify them.
 #[derive(Debug, Parser)]
@@ -72,8 +74,13 @@ pub enum Command {
     /// Print the simple-signing payload for an image, byte-identical to `cosign generate`.
     Generate(generate::Args),
     /// Sign images: build payloads, sign them with SIGNER, check, and attach to the registry.
+    ///
+    /// SIGNER is a key file path, a `pkcs11:` URI, a `signpath://` URI, or the name of a
+    /// profile in sigbridge.toml ($SIGBRIDGE_CONFIG, ./sigbridge.toml, or
+    /// ~/.config/sigbridge/sigbridge.toml).
     Sign(sign::Args),
     /// Attach a payload and a signature made elsewhere (the manual / air-gapped flow).
+    /// cosign's spelling `attach signature --payload P --signature S IMAGE` works too.
     Attach(attach::Args),
     /// Verify an image's signatures against a public key, as `cosign verify --key` does.
     Verify(verify::Args),

@@ -95,12 +95,12 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|t| {
                     json!({
-                        "slot_id": t.slot.id(),
+                        "slotId": t.slot.id(),
                         "label": t.label,
                         "manufacturer": t.manufacturer,
                         "model": t.model,
                         "serial": t.serial,
-                        "login_required": t.login_required,
+                        "loginRequired": t.login_required,
                     })
                 })
                 .collect();

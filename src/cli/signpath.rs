@@ -3,7 +3,7 @@
 
 use sigbridge::signer::{open_signpath, SignerSpec};
 use sigbridge::{Error, ExitCode};
-use sigbridge_signer::{SignerError, SignerErrorKind};
+use sigbridge_signer::SignerError;
 use sigbridge_signpath::{parse_duration, ClientError, Mode, RequestId, SignPathOptions};
 
 use super::OutputFormat;
@@ -131,16 +131,11 @@ async fn cancel(args: IdArgs) -> anyhow::Result<ExitCode> {
         if matches!(e.status(), Some(400 | 409)) {
             if let Ok(s) = client.get_request(&id).await {
                 if s.is_final {
-                    anyhow::bail!(Error::Signer {
-                        signer: "signpath".into(),
-                        source: SignerError::new(
-                            SignerErrorKind::Unavailable,
-                            format!(
-                                "signing request {id} is already {} and can no longer be canceled",
-                                s.status
-                            ),
-                        ),
-                    });
+                    // Not a signer failure (8): the request is fine, just already over.
+                    anyhow::bail!(Error::AlreadyFinal(format!(
+                        "signing request {id} is already {} and can no longer be canceled; nothing was changed",
+                        s.status
+                    )));
                 }
             }
         }

@@ -10,12 +10,18 @@ use sigbridge::verify::{verify_image, VerifiedSignature, VerifyOptions, DEFAULT_
 use sigbridge::ExitCode;
 use sigbridge_signer::PublicKey;
 
-use super::common::{read_small_file, resolve, signature_repository_override, RegistryArgs, Verb};
+use sigbridge::signer::{open_signer, SignerSpec};
+
+use super::common::{
+    read_small_file, resolve, signature_repository_override, CosignPasswords, RegistryArgs, Verb,
+};
 use super::OutputFormat;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The public key: a PEM file (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE) or env://VAR.
+    /// The public key: a PEM file (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE), env://VAR, a
+    /// `pkcs11:` URI (the key is read from the token, as cosign does), a `signpath://` URI, or
+    /// a signer profile name from sigbridge.toml.
     #[arg(long, value_name = "KEY")]
     pub key: String,
 
@@ -40,7 +46,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let key = load_public_key(&args.key)?;
+    let key = load_public_key(&args.key).await?;
     let annotations = parse_annotations(&args.annotations)?;
     let client = args.registry.client()?;
     let image = resolve(&client, &args.image, Verb::Verify).await?;
@@ -112,8 +118,25 @@ fn cosign_view(v: &VerifiedSignature) -> Value {
     })
 }
 
-/// A key from a file or `env://VAR`, as cosign's `--key` accepts them.
-pub fn load_public_key(spec: &str) -> anyhow::Result<PublicKey> {
+/// A key from a file or `env://VAR`, as cosign's `--key` accepts them, or the public key of a
+/// signer (a `pkcs11:` or `signpath://` URI, or a profile naming any signer), read the way
+/// `public-key --signer` reads it.
+pub async fn load_public_key(spec: &str) -> anyhow::Result<PublicKey> {
+    let resolved = sigbridge::config::resolve_signer(spec)?;
+    let is_signer = resolved != spec
+        || resolved.starts_with("pkcs11:")
+        || resolved.starts_with("signpath://")
+        || resolved.starts_with("signpath+http://")
+        || resolved.starts_with("signpath+https://");
+    if is_signer {
+        let signer = open_signer(&SignerSpec::parse(spec)?, &CosignPasswords)?;
+        return signer.public_key().await.map_err(|source| {
+            anyhow::Error::from(sigbridge::Error::Signer {
+                signer: signer.describe(),
+                source,
+            })
+        });
+    }
     let pem = if let Some(var) = spec.strip_prefix("env://") {
         std::env::var(var).map_err(|_| {
             sigbridge::Error::KeyUnavailable(format!(

@@ -101,6 +101,9 @@ pub enum Pkcs11Error {
         /// The token label.
         token: String,
     },
+    /// The URI carries `pin-value` and its use was not allowed.
+    #[error("the pkcs11: URI carries pin-value, which is refused: a PIN in a URI is visible to other users in process listings and lands in shell history. Put the PIN in a file and use ?pin-source=/path/to/file, or set COSIGN_PKCS11_PIN (set SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE=1 to accept pin-value anyway, as cosign does)")]
+    PinValueRefused,
     /// The PIN was wrong. Never retried: retries lock tokens.
     #[error("the PIN for token {token:?} is incorrect (CKR_PIN_INCORRECT); not retrying, since repeated failures lock the token{warning}")]
     PinIncorrect {
@@ -168,6 +171,7 @@ impl Pkcs11Error {
                 SignerErrorKind::Unsupported
             }
             Self::LoginRequired { .. }
+            | Self::PinValueRefused
             | Self::PinIncorrect { .. }
             | Self::PinLocked { .. }
             | Self::Pin(_) => SignerErrorKind::Credentials,

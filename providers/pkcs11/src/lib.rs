@@ -38,6 +38,9 @@ use sign::Scheme;
 
 /// cosign's switch to leave the token's certificate out (`=1`).
 pub const IGNORE_CERTIFICATE_ENV: &str = "COSIGN_PKCS11_IGNORE_CERTIFICATE";
+/// Opt-in (`=1`) to use a URI's `pin-value`. Off by default: a PIN in a URI lands in argv
+/// (readable by other users in process listings) and in shell history.
+pub const ALLOW_PIN_VALUE_ENV: &str = "SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE";
 /// A PEM file with the certificate chain to attach as `dev.sigstore.cosign/chain`.
 pub const CERT_CHAIN_ENV: &str = "SIGBRIDGE_PKCS11_CERT_CHAIN";
 
@@ -55,6 +58,8 @@ pub struct Pkcs11Options {
     pub ignore_certificate: bool,
     /// A PEM chain file (the URI's `x-cert-chain` wins).
     pub cert_chain: Option<PathBuf>,
+    /// Use the URI's `pin-value` instead of refusing the URI.
+    pub allow_pin_value: bool,
 }
 
 impl std::fmt::Debug for Pkcs11Options {
@@ -64,13 +69,14 @@ impl std::fmt::Debug for Pkcs11Options {
             .field("pin_prompt", &self.pin_prompt.is_some())
             .field("ignore_certificate", &self.ignore_certificate)
             .field("cert_chain", &self.cert_chain)
+            .field("allow_pin_value", &self.allow_pin_value)
             .finish()
     }
 }
 
 impl Pkcs11Options {
     /// cosign's environment: `COSIGN_PKCS11_PIN`, `COSIGN_PKCS11_IGNORE_CERTIFICATE=1`, plus
-    /// `SIGBRIDGE_PKCS11_CERT_CHAIN`.
+    /// `SIGBRIDGE_PKCS11_CERT_CHAIN` and `SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE=1`.
     pub fn from_env() -> Self {
         Self {
             use_pin_env: true,
@@ -79,6 +85,7 @@ impl Pkcs11Options {
             cert_chain: std::env::var_os(CERT_CHAIN_ENV)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            allow_pin_value: std::env::var(ALLOW_PIN_VALUE_ENV).is_ok_and(|v| v == "1"),
         }
     }
 }
@@ -119,6 +126,9 @@ impl Pkcs11Signer {
     /// A signer for the key `uri` names. Nothing is loaded yet; the module, token, login and
     /// key are resolved on first use (on a blocking thread).
     pub fn new(uri: Pkcs11Uri, options: Pkcs11Options) -> Result<Self, Pkcs11Error> {
+        if uri.has_pin_value() && !options.allow_pin_value {
+            return Err(Pkcs11Error::PinValueRefused);
+        }
         if matches!(
             uri.object_type,
             Some(ObjectType::SecretKey | ObjectType::Data)

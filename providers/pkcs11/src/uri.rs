@@ -326,32 +326,23 @@ fn decode_text(name: &str, value: &str) -> Result<String, UriError> {
         .map_err(|_| UriError(format!("the value of {name} is not UTF-8")))
 }
 
-/// Percent-decoding (RFC 3986); `+` stays `+` (RFC 7512).
+/// Percent-decoding (RFC 3986); `+` stays `+` (RFC 7512). `percent-encoding` passes a
+/// malformed escape through literally, so every `%` is first checked to be followed by two hex
+/// digits (`%+1`, `%G0` and a trailing `%` are refused, never half-decoded).
 fn decode(name: &str, value: &str) -> Result<Vec<u8>, UriError> {
     let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
+    let malformed = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !bytes
                 .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match hex {
-                Some(b) => out.push(b),
-                None => {
-                    return Err(UriError(format!(
-                        "the value of {name} has a '%' not followed by two hex digits"
-                    )))
-                }
-            }
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err(UriError(format!(
+            "the value of {name} has a '%' not followed by two hex digits (write a literal '%' as %25)"
+        )));
     }
-    Ok(out)
+    Ok(percent_encoding::percent_decode(bytes).collect())
 }
 
 /// Percent-encode everything but RFC 3986 unreserved characters (and `/` in paths).
@@ -515,6 +506,24 @@ mod tests {
         assert!(Pkcs11Uri::parse("pkcs11:token=a;token=b").is_err());
         assert!(Pkcs11Uri::parse("pkcs11:type=bogus").is_err());
         assert!(Pkcs11Uri::parse("pkcs11:token=t?x-ignore-certificate=maybe").is_err());
+    }
+
+    #[test]
+    fn malformed_percent_escapes_are_refused() {
+        for bad in ["%+1", "%-1", "%G0", "%0G", "%", "a%", "a%4", "%%41"] {
+            let err = Pkcs11Uri::parse(&format!("pkcs11:token={bad};object=k"))
+                .expect_err(&format!("token={bad} must be refused"));
+            assert!(err.to_string().contains("two hex digits"), "{bad}: {err}");
+            assert!(
+                Pkcs11Uri::parse(&format!("pkcs11:token=t;object=k?x-vendor={bad}")).is_err(),
+                "query {bad}"
+            );
+        }
+        let err = Pkcs11Uri::parse("pkcs11:token=t;object=k?pin-value=%+1").unwrap_err();
+        assert!(err.to_string().contains("pin-value"), "{err}");
+        let uri = Pkcs11Uri::parse("pkcs11:token=a%25b%2fc%2Fd;object=%41+%7e").unwrap();
+        assert_eq!(uri.token.as_deref(), Some("a%b/c/d"));
+        assert_eq!(uri.object.as_deref(), Some("A+~"));
     }
 
     #[test]
