@@ -24,6 +24,12 @@ use crate::resolve::ResolvedImage;
 /// cosign's default cap on a signature payload blob (`COSIGN_MAX_ATTACHMENT_SIZE` overrides it).
 pub const DEFAULT_MAX_PAYLOAD_SIZE: u64 = 128 * 1024 * 1024;
 
+/// The most payload bytes one `verify` reads over all layers together (or one payload's limit,
+/// if that was raised above it). Layers are granted their declared size in manifest order;
+/// a layer that would go over fails on its own, unread. cosign has no such total (1000
+/// layers of 128 MiB); real payloads are a few hundred bytes.
+pub const MAX_VERIFY_TOTAL: u64 = 256 * 1024 * 1024;
+
 /// How many layers are fetched and checked at once (cosign's `--max-workers` default).
 const VERIFY_CONCURRENCY: usize = 10;
 
@@ -67,8 +73,32 @@ pub async fn verify_image(
             repository: location.repository.to_string(),
         });
     }
-    let results: Vec<std::result::Result<VerifiedSignature, String>> = stream::iter(layers.iter())
-        .map(|layer| check_layer(client, image, location, layer, opts))
+    // Decided up front from the declared sizes, so the outcome does not depend on which
+    // download finishes first.
+    let mut budget = MAX_VERIFY_TOTAL.max(opts.max_payload_size);
+    let granted: Vec<bool> = layers
+        .iter()
+        .map(|layer| {
+            let fits = layer.size <= budget;
+            if fits {
+                budget -= layer.size;
+            }
+            fits
+        })
+        .collect();
+    let total = MAX_VERIFY_TOTAL.max(opts.max_payload_size);
+    let results: Vec<std::result::Result<VerifiedSignature, String>> = stream::iter(
+        layers.iter().zip(granted),
+    )
+    .map(|(layer, granted)| async move {
+        if !granted {
+            return Err(format!(
+                "signature layer {}: not read: its {} bytes would take this verify past its total of {total} bytes of payloads",
+                layer.digest, layer.size
+            ));
+        }
+        check_layer(client, image, location, layer, opts).await
+    })
         .buffered(VERIFY_CONCURRENCY)
         .collect()
         .await;
@@ -116,8 +146,9 @@ async fn check_layer(
             layer.digest, layer.size, opts.max_payload_size
         ));
     }
+    // Exactly the declared size: a registry streaming more is cut off after one extra byte.
     let payload = client
-        .get_blob(&location.repository, &layer.digest, opts.max_payload_size)
+        .get_blob_sized(&location.repository, &layer.digest, layer.size)
         .await
         .map_err(|e| format!("signature layer {}: reading payload: {e}", layer.digest))?;
     opts.key
