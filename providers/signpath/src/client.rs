@@ -715,3 +715,33 @@ async fn read_bounded(what: &str, resp: Response, limit: u64) -> Result<Vec<u8>,
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patience_depends_on_whether_a_request_exists() {
+        let refused = Failure::Refused("refused".into());
+        let dns = Failure::NoConnection("dns error".into());
+        let tls = Failure::Tls {
+            detail: "received corrupt message of type InvalidContentType".into(),
+            plain_http: true,
+        };
+        let reset = Failure::Other("connection reset".into());
+        // Before: a couple of quick retries for refused, none for DNS or TLS.
+        assert_eq!(refused.retries(Phase::BeforeRequest, 8), QUICK_RETRIES);
+        assert_eq!(dns.retries(Phase::BeforeRequest, 8), 0);
+        assert_eq!(tls.retries(Phase::BeforeRequest, 8), 0);
+        assert_eq!(reset.retries(Phase::BeforeRequest, 8), 8);
+        // After: an outage is waited out as before; TLS is still not transient.
+        assert_eq!(refused.retries(Phase::AfterRequest, 8), 8);
+        assert_eq!(dns.retries(Phase::AfterRequest, 8), 8);
+        assert_eq!(tls.retries(Phase::AfterRequest, 8), 0);
+        let e = tls.into_error("fetching", 1).to_string();
+        assert!(
+            e.contains("use signpath+http:// for a plain-HTTP server"),
+            "{e}"
+        );
+    }
+}
