@@ -73,20 +73,8 @@ pub async fn verify_image(
             repository: location.repository.to_string(),
         });
     }
-    // Decided up front from the declared sizes, so the outcome does not depend on which
-    // download finishes first.
-    let mut budget = MAX_VERIFY_TOTAL.max(opts.max_payload_size);
-    let granted: Vec<bool> = layers
-        .iter()
-        .map(|layer| {
-            let fits = layer.size <= budget;
-            if fits {
-                budget -= layer.size;
-            }
-            fits
-        })
-        .collect();
     let total = MAX_VERIFY_TOTAL.max(opts.max_payload_size);
+    let granted = grant_reads(layers.iter().map(|l| l.size), opts.max_payload_size, total);
     let results: Vec<std::result::Result<VerifiedSignature, String>> = stream::iter(
         layers.iter().zip(granted),
     )
@@ -117,6 +105,25 @@ pub async fn verify_image(
         tracing::debug!(%reason, "a signature layer did not match");
     }
     Ok(good)
+}
+
+/// Which layers may be read, from their declared sizes, in manifest order, so the outcome does
+/// not depend on which download finishes first. A layer over the per-payload limit is refused
+/// later without reading and uses none of the total.
+fn grant_reads(sizes: impl Iterator<Item = u64>, per_payload: u64, total: u64) -> Vec<bool> {
+    let mut left = total;
+    sizes
+        .map(|size| {
+            if size > per_payload {
+                return true;
+            }
+            let fits = size <= left;
+            if fits {
+                left -= size;
+            }
+            fits
+        })
+        .collect()
 }
 
 async fn check_layer(
@@ -171,4 +178,20 @@ async fn check_layer(
         signature: b64.to_string(),
         certificate: annotations.get(CERTIFICATE_ANNOTATION).cloned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_granted_in_order_until_the_total() {
+        let sizes = [40, 200, 50, 20, 10];
+        // 200 is over the per-payload limit: refused later, unread, and costs nothing here.
+        assert_eq!(
+            grant_reads(sizes.into_iter(), 100, 100),
+            [true, true, true, false, true]
+        );
+        assert_eq!(grant_reads([].into_iter(), 100, 100), Vec::<bool>::new());
+    }
 }
