@@ -31,29 +31,34 @@ impl ResolvedImage {
     }
 }
 
-/// Resolve `image` to its manifest digest. A digest reference is checked to exist (a signature
-/// for a manifest the registry does not have would be an orphan).
+/// Resolve `image` to its manifest digest. The manifest is fetched and its bytes hashed, as
+/// cosign does: a registry's `Docker-Content-Digest` header alone is never trusted (it must
+/// agree with the bytes, else this fails), and a digest reference is confirmed to name content
+/// the registry actually serves (a signature for a manifest it does not have would be an
+/// orphan). One GET, the same single round trip a HEAD would cost.
 pub async fn resolve_image(
     client: &RegistryClient,
     image: &ImageReference,
 ) -> Result<ResolvedImage> {
     let reference = image.manifest_reference();
-    let descriptor = client
-        .head_manifest(image.repository(), &reference)
+    let fetched = client
+        .get_manifest(image.repository(), &reference)
         .await?
         .ok_or_else(|| Error::ImageNotFound(image.to_string()))?;
+    // get_manifest refuses bytes that do not hash to an asked digest; this holds by
+    // construction, checked again because signing the wrong digest is the worst outcome.
     if let Some(asked) = image.digest() {
-        if *asked != descriptor.digest {
+        if *asked != fetched.digest {
             return Err(Error::InvalidInput(format!(
-                "registry answered digest {} for {image}; refusing to continue with a digest other than the one asked for",
-                descriptor.digest
+                "registry served manifest {} for {image}; refusing to continue with a digest other than the one asked for",
+                fetched.digest
             )));
         }
     }
     Ok(ResolvedImage {
-        reference: image.with_digest(descriptor.digest.clone()),
-        digest: descriptor.digest,
-        media_type: descriptor.media_type,
+        reference: image.with_digest(fetched.digest.clone()),
+        digest: fetched.digest,
+        media_type: fetched.media_type,
         from_tag: image.digest().is_none(),
     })
 }

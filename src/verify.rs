@@ -24,6 +24,12 @@ use crate::resolve::ResolvedImage;
 /// cosign's default cap on a signature payload blob (`COSIGN_MAX_ATTACHMENT_SIZE` overrides it).
 pub const DEFAULT_MAX_PAYLOAD_SIZE: u64 = 128 * 1024 * 1024;
 
+/// The most payload bytes one `verify` reads over all layers together (or one payload's limit,
+/// if that was raised above it). Layers are granted their declared size in manifest order;
+/// a layer that would go over fails on its own, unread. cosign has no such total (1000
+/// layers of 128 MiB); real payloads are a few hundred bytes.
+pub const MAX_VERIFY_TOTAL: u64 = 256 * 1024 * 1024;
+
 /// How many layers are fetched and checked at once (cosign's `--max-workers` default).
 const VERIFY_CONCURRENCY: usize = 10;
 
@@ -67,8 +73,20 @@ pub async fn verify_image(
             repository: location.repository.to_string(),
         });
     }
-    let results: Vec<std::result::Result<VerifiedSignature, String>> = stream::iter(layers.iter())
-        .map(|layer| check_layer(client, image, location, layer, opts))
+    let total = MAX_VERIFY_TOTAL.max(opts.max_payload_size);
+    let granted = grant_reads(layers.iter().map(|l| l.size), opts.max_payload_size, total);
+    let results: Vec<std::result::Result<VerifiedSignature, String>> = stream::iter(
+        layers.iter().zip(granted),
+    )
+    .map(|(layer, granted)| async move {
+        if !granted {
+            return Err(format!(
+                "signature layer {}: not read: its {} bytes would take this verify past its total of {total} bytes of payloads",
+                layer.digest, layer.size
+            ));
+        }
+        check_layer(client, image, location, layer, opts).await
+    })
         .buffered(VERIFY_CONCURRENCY)
         .collect()
         .await;
@@ -87,6 +105,25 @@ pub async fn verify_image(
         tracing::debug!(%reason, "a signature layer did not match");
     }
     Ok(good)
+}
+
+/// Which layers may be read, from their declared sizes, in manifest order, so the outcome does
+/// not depend on which download finishes first. A layer over the per-payload limit is refused
+/// later without reading and uses none of the total.
+fn grant_reads(sizes: impl Iterator<Item = u64>, per_payload: u64, total: u64) -> Vec<bool> {
+    let mut left = total;
+    sizes
+        .map(|size| {
+            if size > per_payload {
+                return true;
+            }
+            let fits = size <= left;
+            if fits {
+                left -= size;
+            }
+            fits
+        })
+        .collect()
 }
 
 async fn check_layer(
@@ -116,8 +153,9 @@ async fn check_layer(
             layer.digest, layer.size, opts.max_payload_size
         ));
     }
+    // Exactly the declared size: a registry streaming more is cut off after one extra byte.
     let payload = client
-        .get_blob(&location.repository, &layer.digest, opts.max_payload_size)
+        .get_blob_sized(&location.repository, &layer.digest, layer.size)
         .await
         .map_err(|e| format!("signature layer {}: reading payload: {e}", layer.digest))?;
     opts.key
@@ -140,4 +178,20 @@ async fn check_layer(
         signature: b64.to_string(),
         certificate: annotations.get(CERTIFICATE_ANNOTATION).cloned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_granted_in_order_until_the_total() {
+        let sizes = [40, 200, 50, 20, 10];
+        // 200 is over the per-payload limit: refused later, unread, and costs nothing here.
+        assert_eq!(
+            grant_reads(sizes.into_iter(), 100, 100),
+            [true, true, true, false, true]
+        );
+        assert_eq!(grant_reads([].into_iter(), 100, 100), Vec::<bool>::new());
+    }
 }

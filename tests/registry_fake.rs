@@ -813,3 +813,233 @@ async fn plain_http_off_loopback_only_when_allowed() {
     });
     assert!(allowed.head_manifest(&repo, "v1").await.unwrap().is_none());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9: redirects, digests from bytes, exact-size blobs
+
+/// A registry whose manifest GET redirects to `location(port)`.
+async fn redirecting(location: impl Fn(u16) -> String + Send + Sync + 'static) -> Fake {
+    Fake::start(move |req, ctx| match req.path.as_str() {
+        "/v2/" => empty(200),
+        "/v2/demo/app/manifests/v1" => reply(307)
+            .header("location", location(ctx.port))
+            .body(Body::empty())
+            .unwrap(),
+        _ => empty(404),
+    })
+    .await
+}
+
+#[tokio::test]
+async fn redirect_loops_and_unknown_schemes_are_refused_without_retries() {
+    let looping =
+        redirecting(|port| format!("http://127.0.0.1:{port}/v2/demo/app/manifests/v1")).await;
+    let err = anonymous()
+        .get_manifest(&looping.repo("demo/app"), "v1")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("redirect refused"), "{err}");
+    // The first request and 10 redirects, once: never repeated as if the network had failed.
+    assert_eq!(
+        looping.count("GET", "/v2/demo/app/manifests/v1"),
+        11,
+        "{err}"
+    );
+
+    let gopher = redirecting(|_| "gopher://127.0.0.1:70/1x".to_string()).await;
+    let err = anonymous()
+        .get_manifest(&gopher.repo("demo/app"), "v1")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unsupported gopher"), "{err}");
+    assert_eq!(gopher.count("GET", "/v2/demo/app/manifests/v1"), 1, "{err}");
+}
+
+#[tokio::test]
+async fn every_redirect_hop_obeys_the_plain_http_rule() {
+    // Off loopback: a plain-HTTP target needs --allow-http-registry, as a registry there does.
+    let ip = non_loopback_ip();
+    let manifest = sample_manifest();
+    let m = manifest.clone();
+    let target = Fake::start_on(SocketAddr::new(ip, 0), move |req, _| {
+        match req.path.as_str() {
+            "/elsewhere" => manifest_response(&m, None),
+            _ => empty(404),
+        }
+    })
+    .await;
+    let there = format!("http://{}/elsewhere", target.addr);
+    let fake = redirecting(move |_| there.clone()).await;
+    let repo = fake.repo("demo/app");
+    let err = anonymous().get_manifest(&repo, "v1").await.unwrap_err();
+    assert!(err.to_string().contains("--allow-http-registry"), "{err}");
+    assert_eq!(
+        target.count("GET", "/elsewhere"),
+        0,
+        "no plain HTTP request off loopback"
+    );
+    assert_eq!(
+        fake.count("GET", "/v2/demo/app/manifests/v1"),
+        1,
+        "not retried"
+    );
+    let allowed = client(RegistryOptions {
+        allow_http: true,
+        ..Default::default()
+    });
+    let got = allowed.get_manifest(&repo, "v1").await.unwrap().unwrap();
+    assert_eq!(got.digest, Digest::of(&manifest));
+
+    // IPv4-mapped loopback is loopback, for a redirect target and for a registry alike.
+    let m = manifest.clone();
+    let local = Fake::start(move |req, _| match req.path.as_str() {
+        "/v2/" => empty(200),
+        "/v2/demo/app/manifests/v1" | "/mapped" => manifest_response(&m, None),
+        _ => empty(404),
+    })
+    .await;
+    let port = local.addr.port();
+    let fake = redirecting(move |_| format!("http://[::ffff:127.0.0.1]:{port}/mapped")).await;
+    let got = anonymous()
+        .get_manifest(&fake.repo("demo/app"), "v1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.digest, Digest::of(&manifest));
+    assert_eq!(local.count("GET", "/mapped"), 1);
+    let mapped = Repository::parse(&format!("[::ffff:127.0.0.1]:{port}/demo/app")).unwrap();
+    let got = anonymous()
+        .get_manifest(&mapped, "v1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.digest, Digest::of(&manifest));
+}
+
+#[tokio::test]
+async fn a_tag_resolves_to_the_digest_of_the_bytes_not_a_header() {
+    use sigbridge::reference::ImageReference;
+    use sigbridge::resolve::resolve_image;
+    let manifest = sample_manifest();
+    let real = Digest::of(&manifest);
+    let made_up = Digest::of(b"no such manifest");
+    let (m, lie) = (manifest.clone(), made_up.to_string());
+    let fake = Fake::start(
+        move |req, _| match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/v2/") => empty(200),
+            // HEAD answers a made-up digest; GET serves the real bytes without a digest.
+            ("HEAD", "/v2/demo/app/manifests/v1") => reply(200)
+                .header("content-type", media_types::OCI_MANIFEST)
+                .header("docker-content-digest", lie.as_str())
+                .header("content-length", "100")
+                .body(Body::empty())
+                .unwrap(),
+            ("GET", "/v2/demo/app/manifests/v1") => manifest_response(&m, None),
+            // A GET whose header lies about its own bytes.
+            ("GET", "/v2/demo/app/manifests/lying") => manifest_response(&m, Some(&lie)),
+            // A registry that does not allow HEAD.
+            ("HEAD", "/v2/demo/app/manifests/nohead") => empty(405),
+            ("GET", "/v2/demo/app/manifests/nohead") => manifest_response(&m, None),
+            _ => empty(404),
+        },
+    )
+    .await;
+    let c = anonymous();
+    let image = ImageReference::parse(&format!("{}/demo/app:v1", fake.registry())).unwrap();
+    let resolved = resolve_image(&c, &image).await.unwrap();
+    assert_eq!(resolved.digest, real);
+    // One round trip for the manifest, as a HEAD would be.
+    assert_eq!(fake.count("GET", "/v2/demo/app/manifests/v1"), 1);
+    assert_eq!(fake.count("HEAD", "/v2/demo/app/manifests/v1"), 0);
+
+    let image = ImageReference::parse(&format!("{}/demo/app:lying", fake.registry())).unwrap();
+    let err = resolve_image(&c, &image).await.unwrap_err();
+    assert!(err.to_string().contains("digest mismatch"), "{err}");
+    assert!(err.to_string().contains(&made_up.to_string()), "{err}");
+
+    let d = c
+        .head_manifest(&fake.repo("demo/app"), "nohead")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.digest, real);
+}
+
+/// A blob body of `len` bytes in 64 KiB chunks, counting what was actually produced.
+fn counted_stream(len: u64, produced: Arc<std::sync::atomic::AtomicU64>) -> Body {
+    use std::sync::atomic::Ordering;
+    const CHUNK: u64 = 64 * 1024;
+    let stream = futures::stream::unfold(0u64, move |sent| {
+        let produced = produced.clone();
+        async move {
+            if sent >= len {
+                return None;
+            }
+            let n = CHUNK.min(len - sent);
+            produced.fetch_add(n, Ordering::Relaxed);
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; n as usize])),
+                sent + n,
+            ))
+        }
+    });
+    Body::from_stream(stream)
+}
+
+#[tokio::test]
+async fn a_blob_is_read_to_its_declared_size_and_no_further() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let produced = Arc::new(AtomicU64::new(0));
+    let p = produced.clone();
+    let fake = Fake::start(move |req, _| match req.path.as_str() {
+        "/v2/" => empty(200),
+        // 128 MiB, no Content-Length.
+        "/v2/demo/app/blobs/sha256:1111111111111111111111111111111111111111111111111111111111111111" => {
+            reply(200)
+                .body(counted_stream(128 << 20, p.clone()))
+                .unwrap()
+        }
+        // Announces more than declared.
+        "/v2/demo/app/blobs/sha256:2222222222222222222222222222222222222222222222222222222222222222" => {
+            reply(200)
+                .header("content-length", "1000")
+                .body(Body::from(vec![b'x'; 1000]))
+                .unwrap()
+        }
+        // Ends early (streamed, so no Content-Length gives it away).
+        p if p.starts_with("/v2/demo/app/blobs/") => reply(200)
+            .body(Body::from_stream(futures::stream::iter([Ok::<_, std::io::Error>(
+                Bytes::from_static(b"short"),
+            )])))
+            .unwrap(),
+        _ => empty(404),
+    })
+    .await;
+    let c = anonymous();
+    let repo = fake.repo("demo/app");
+    let d = |c: char| -> Digest {
+        format!("sha256:{}", c.to_string().repeat(64))
+            .parse()
+            .unwrap()
+    };
+    let err = c.get_blob_sized(&repo, &d('1'), 100).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::SizeMismatch { declared: 100, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("longer"), "{err}");
+    // Stopped after the first chunks, not 128 MiB (hyper may have a few buffered).
+    let served = produced.load(Ordering::Relaxed);
+    assert!(served < 4 << 20, "the fake produced {served} bytes");
+
+    let err = c.get_blob_sized(&repo, &d('2'), 100).await.unwrap_err();
+    assert!(err.to_string().contains("announced 1000 bytes"), "{err}");
+    let err = c.get_blob_sized(&repo, &d('3'), 100).await.unwrap_err();
+    assert!(err.to_string().contains("ended after 5 bytes"), "{err}");
+    // Right size, right bytes.
+    let ok = Digest::of(b"short");
+    assert_eq!(
+        c.get_blob_sized(&repo, &ok, 5).await.unwrap().as_ref(),
+        b"short"
+    );
+}

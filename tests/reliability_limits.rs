@@ -300,3 +300,29 @@ fn images_from_line_over_4_kib_is_refused_with_exit_3() {
         .code_is(exit::INVALID_INPUT);
     assert!(!run.stderr().contains("line longer"), "{}", run.describe());
 }
+
+#[test]
+fn registry_ca_file_over_1_mib_or_endless_is_refused_with_exit_6() {
+    let sb = Sandbox::new();
+    let key = sb.pkcs8_key("k");
+    // Nothing is contacted: the client is refused while it is being built.
+    let image = "127.0.0.1:1/limits/ca@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let big = sb.write("big-ca.pem", vec![b'A'; 1024 * 1024 + 1]);
+    for (ca, via_env) in [
+        (big.as_path(), false),
+        (std::path::Path::new("/dev/zero"), true),
+    ] {
+        let mut cmd = sb.sigbridge().arg("verify").arg("--key").arg(&key.public);
+        cmd = if via_env {
+            cmd.env("SIGBRIDGE_REGISTRY_CACERT", ca)
+        } else {
+            cmd.arg("--registry-cacert").arg(ca)
+        };
+        let run = cmd.arg(image).run().code_is(exit::REGISTRY);
+        assert!(
+            run.stderr().contains("larger than 1048576 bytes"),
+            "{}",
+            run.describe()
+        );
+    }
+}

@@ -19,14 +19,16 @@ use super::credentials::{default_files, Credential, CredentialSources, Secret};
 use super::error::{login_command, RegistryError, HTTP_FLAG};
 use super::manifest::{media_types, sniff_media_type};
 use super::transport::{
-    backoff, classify, drain, is_loopback_registry, is_loopback_url, read_limited, redact,
-    response_excerpt, retry_after, status_error, MAX_RETRIES,
+    backoff, classify, drain, is_loopback_registry, is_loopback_url, plain_http_allowed,
+    read_declared, read_limited, redact, response_excerpt, retry_after, status_error, MAX_RETRIES,
 };
 use super::{Descriptor, FetchedManifest, RegistryOptions};
 use crate::reference::{Digest, Repository};
 
 /// Manifests larger than this are refused (the limit distribution and most registries apply).
 pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
+/// CA bundles larger than this are refused (the whole Mozilla bundle is about 220 KiB).
+pub const MAX_CA_FILE_SIZE: u64 = 1024 * 1024;
 /// Token responses larger than this are refused.
 const MAX_TOKEN_RESPONSE: u64 = 1024 * 1024;
 /// Token lifetime when the token server does not say (the distribution token spec's default).
@@ -96,6 +98,13 @@ fn octet_stream() -> HeaderMap {
     headers
 }
 
+/// How long a blob may be.
+#[derive(Clone, Copy)]
+enum BlobSize {
+    AtMost(u64),
+    Exactly(u64),
+}
+
 /// One HTTP exchange, repeatable for retries.
 struct Call<'a> {
     method: Method,
@@ -136,13 +145,13 @@ impl RegistryClient {
             .user_agent(opts.user_agent.clone())
             .timeout(opts.request_timeout)
             .connect_timeout(opts.request_timeout.min(Duration::from_secs(30)))
-            .redirect(redirect_policy());
+            .redirect(redirect_policy(opts.allow_http));
         for path in &opts.ca_files {
             let fail = |detail: String| RegistryError::CaFile {
                 path: path.display().to_string(),
                 detail,
             };
-            let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+            let pem = read_ca_file(path).map_err(fail)?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| fail(format!("not a PEM certificate bundle: {e}")))?;
             if certs.is_empty() {
@@ -178,6 +187,7 @@ impl RegistryClient {
                     explicit,
                     files: default_files(opts.docker_config.as_deref()),
                     helper_dir: None,
+                    helper_timeout: super::credentials::HELPER_TIMEOUT,
                 },
                 endpoints: Mutex::default(),
                 schemes: Mutex::default(),
@@ -188,7 +198,9 @@ impl RegistryClient {
     }
 
     /// HEAD a manifest by tag or digest (falling back to GET when the registry gives no
-    /// digest or media type); `Ok(None)` on 404.
+    /// digest or media type, or refuses HEAD with 405); `Ok(None)` on 404. The digest is the
+    /// registry's claim, not confirmed by bytes: to pin an image, use
+    /// [`get_manifest`](Self::get_manifest), which hashes what it reads.
     pub async fn head_manifest(
         &self,
         repo: &Repository,
@@ -207,6 +219,17 @@ impl RegistryClient {
             .await?;
         match resp.status() {
             StatusCode::NOT_FOUND => return Ok(None),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                tracing::debug!(%repo, reference, "HEAD not allowed; fetching the manifest");
+                return Ok(self
+                    .get_manifest(repo, reference)
+                    .await?
+                    .map(|m| Descriptor {
+                        size: m.bytes.len() as u64,
+                        media_type: m.media_type,
+                        digest: m.digest,
+                    }));
+            }
             s if s.is_success() => {}
             _ => return Err(status_error(resp, &Method::HEAD, self.inner.timeout).await),
         }
@@ -481,6 +504,28 @@ impl RegistryClient {
         digest: &Digest,
         max_size: u64,
     ) -> Result<Bytes, RegistryError> {
+        self.fetch_blob(repo, digest, BlobSize::AtMost(max_size))
+            .await
+    }
+
+    /// GET a blob whose descriptor declares `size` bytes: a body of any other length is
+    /// refused, and at most `size + 1` bytes are read, whatever the registry streams. The
+    /// caller bounds `size`; the bytes must hash to `digest`.
+    pub async fn get_blob_sized(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Bytes, RegistryError> {
+        self.fetch_blob(repo, digest, BlobSize::Exactly(size)).await
+    }
+
+    async fn fetch_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: BlobSize,
+    ) -> Result<Bytes, RegistryError> {
         let what = format!("blob {digest} in {repo}");
         let method = Method::GET;
         let resp = self
@@ -501,7 +546,11 @@ impl RegistryClient {
             s if s.is_success() => {}
             _ => return Err(status_error(resp, &method, self.inner.timeout).await),
         }
-        let bytes = read_limited(resp, max_size, &what, &method, self.inner.timeout).await?;
+        let timeout = self.inner.timeout;
+        let bytes = match size {
+            BlobSize::AtMost(max) => read_limited(resp, max, &what, &method, timeout).await?,
+            BlobSize::Exactly(n) => read_declared(resp, n, &what, &method, timeout).await?,
+        };
         let actual = Digest::of(&bytes);
         if actual != *digest {
             return Err(RegistryError::DigestMismatch {
@@ -679,7 +728,7 @@ impl RegistryClient {
         })?;
         match url.scheme() {
             "https" => {}
-            "http" if self.inner.allow_http || is_loopback_url(&url) => {}
+            "http" if plain_http_allowed(&url, self.inner.allow_http) => {}
             _ => {
                 return Err(RegistryError::Protocol {
                     registry: registry.to_string(),
@@ -1049,20 +1098,53 @@ impl RegistryClient {
     }
 }
 
-fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        if attempt.previous().len() >= MAX_REDIRECTS {
-            return attempt.error("too many redirects");
+/// Every hop of a redirect obeys the rules of a first request: only `http` and `https`, plain
+/// HTTP only to loopback or when allowed, never from HTTPS down to plain HTTP off this machine,
+/// and at most [`MAX_REDIRECTS`] hops. A refusal is final (see `TransportFailure::Redirect`).
+fn redirect_policy(allow_http: bool) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects (a loop?)"));
         }
+        let to = attempt.url();
         let from_https = attempt
             .previous()
             .last()
             .is_some_and(|u| u.scheme() == "https");
-        if from_https && attempt.url().scheme() == "http" && !is_loopback_url(attempt.url()) {
-            return attempt.error("refusing a redirect from HTTPS to plain HTTP");
+        let refusal = match to.scheme() {
+            "https" => None,
+            "http" if from_https && !is_loopback_url(to) => {
+                Some("refusing a redirect from HTTPS to plain HTTP".to_string())
+            }
+            "http" if !plain_http_allowed(to, allow_http) => Some(format!(
+                "refusing a redirect to plain HTTP at {} (not loopback; pass {HTTP_FLAG} if plain HTTP is intended)",
+                redact(to)
+            )),
+            "http" => None,
+            other => Some(format!("refusing a redirect to an unsupported {other}: URL")),
+        };
+        match refusal {
+            Some(reason) => attempt.error(reason),
+            None => attempt.follow(),
         }
-        attempt.follow()
     })
+}
+
+/// Read a CA bundle, at most [`MAX_CA_FILE_SIZE`] bytes (one more proves it is too large):
+/// `--registry-cacert /dev/zero` must not read forever.
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_SIZE + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| e.to_string())?;
+    if pem.len() as u64 > MAX_CA_FILE_SIZE {
+        return Err(format!(
+            "it is larger than {MAX_CA_FILE_SIZE} bytes: that is not a PEM CA bundle (pass the CA certificate file itself)"
+        ));
+    }
+    Ok(pem)
 }
 
 fn base_url(scheme: &str, registry: &str) -> Result<Url, RegistryError> {
@@ -1261,9 +1343,11 @@ mod tests {
 
     #[test]
     fn bad_repository_paths_are_refused() {
-        let repo = Repository::parse("example.com/a/../b").unwrap();
-        assert!(manifest_path(&repo, "latest").is_err());
+        // A `..` component never reaches the client: references refuse it at parse.
+        assert!(Repository::parse("example.com/a/../b").is_err());
         let repo = Repository::parse("example.com/a/b").unwrap();
         assert_eq!(manifest_path(&repo, "t").unwrap(), "v2/a/b/manifests/t");
+        // The client's own check still refuses a reference that would leave the repository.
+        assert!(manifest_path(&repo, "../t").is_err());
     }
 }

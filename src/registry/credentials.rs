@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -26,6 +28,12 @@ const DOCKER_HUB_ALIASES: [&str; 3] = ["index.docker.io", "docker.io", "registry
 const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// What a helper prints when it has nothing for the server (docker-credential-helpers).
 const HELPER_NOT_FOUND: &str = "credentials not found";
+
+/// How long a credential helper may run before it is killed (docker's CLI has no limit; a
+/// hung helper, e.g. one waiting for a locked keychain, must not hang sigbridge forever).
+pub(crate) const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+/// A helper's answer is a small JSON object; more than this is refused.
+const MAX_HELPER_OUTPUT: u64 = 64 * 1024;
 
 /// A secret the registry or its token server accepts.
 #[derive(Clone)]
@@ -63,7 +71,7 @@ impl fmt::Debug for Credential {
 }
 
 /// Where credentials are looked for.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct CredentialSources {
     /// Username (and password) for every registry.
     pub explicit: Option<(String, SecretString)>,
@@ -72,6 +80,19 @@ pub(crate) struct CredentialSources {
     /// Where `docker-credential-*` helpers live; `None` means `PATH`. Tests point it at a
     /// temporary directory instead of changing `PATH` for the whole process.
     pub helper_dir: Option<PathBuf>,
+    /// How long a helper may run ([`HELPER_TIMEOUT`]; tests shorten it).
+    pub helper_timeout: Duration,
+}
+
+impl Default for CredentialSources {
+    fn default() -> Self {
+        Self {
+            explicit: None,
+            files: Vec::new(),
+            helper_dir: None,
+            helper_timeout: HELPER_TIMEOUT,
+        }
+    }
 }
 
 impl fmt::Debug for CredentialSources {
@@ -80,6 +101,7 @@ impl fmt::Debug for CredentialSources {
             .field("explicit", &self.explicit.as_ref().map(|_| "[set]"))
             .field("files", &self.files)
             .field("helper_dir", &self.helper_dir)
+            .field("helper_timeout", &self.helper_timeout)
             .finish()
     }
 }
@@ -278,9 +300,16 @@ impl CredentialSources {
             // A helper that exits without reading makes this fail; its exit status tells more.
             let _ = stdin.write_all(server.as_bytes());
         }
-        let output = child
-            .wait_with_output()
-            .map_err(|e| fail(format!("waiting for it failed: {e}")))?;
+        let output = wait_bounded(child, self.helper_timeout).map_err(|e| match e {
+            HelperWait::TimedOut => fail(format!(
+                "it did not finish within {} s and was stopped (is it waiting for input, e.g. an unlocked keychain or a login prompt?); fix the helper or remove it from the configuration",
+                self.helper_timeout.as_secs_f32()
+            )),
+            HelperWait::TooMuchOutput => fail(format!(
+                "it printed more than {MAX_HELPER_OUTPUT} bytes; that is not a credential helper answer"
+            )),
+            HelperWait::Io(e) => fail(format!("waiting for it failed: {e}")),
+        })?;
         let stdout = Zeroizing::new(output.stdout);
         if !output.status.success() {
             // "not found" arrives on stdout; it is not a secret, but only that phrase is shown.
@@ -306,6 +335,75 @@ impl CredentialSources {
         };
         Ok(Some(Credential { secret, source }))
     }
+}
+
+/// Why a helper gave no output.
+enum HelperWait {
+    TimedOut,
+    TooMuchOutput,
+    Io(std::io::Error),
+}
+
+/// What a helper printed and how it exited.
+struct HelperRun {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Wait for `child` at most `timeout`, reading at most [`MAX_HELPER_OUTPUT`] (+1) bytes of
+/// each output stream; a helper that overruns is killed. The readers run on their own threads
+/// and are waited for only until the deadline: a helper's own child may keep a pipe open.
+fn wait_bounded(mut child: Child, timeout: Duration) -> Result<HelperRun, HelperWait> {
+    use std::io::Read as _;
+    let deadline = Instant::now() + timeout;
+    let reader = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let result = match pipe {
+                Some(p) => p
+                    .take(MAX_HELPER_OUTPUT + 1)
+                    .read_to_end(&mut buf)
+                    .map(|_| buf),
+                None => Ok(buf),
+            };
+            let _ = tx.send(result);
+        });
+        rx
+    };
+    let stdout = reader(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = reader(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                // Already-exited or unkillable: either way we stop waiting for it.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HelperWait::TimedOut);
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => {
+                let _ = child.kill();
+                return Err(HelperWait::Io(e));
+            }
+        }
+    };
+    let collect = |rx: mpsc::Receiver<std::io::Result<Vec<u8>>>| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(buf)) if buf.len() as u64 > MAX_HELPER_OUTPUT => Err(HelperWait::TooMuchOutput),
+            Ok(Ok(buf)) => Ok(buf),
+            Ok(Err(e)) => Err(HelperWait::Io(e)),
+            Err(_) => Err(HelperWait::TimedOut),
+        }
+    };
+    Ok(HelperRun {
+        status,
+        stdout: collect(stdout)?,
+        stderr: collect(stderr)?,
+    })
 }
 
 /// Read and parse one credentials file; `None` if it does not exist.
@@ -415,6 +513,7 @@ mod tests {
             explicit: None,
             files: vec![file],
             helper_dir: Some(dir.to_path_buf()),
+            helper_timeout: HELPER_TIMEOUT,
         }
     }
 
@@ -471,6 +570,7 @@ mod tests {
             explicit: Some(("me".into(), SecretString::from("pw".to_string()))),
             files: vec![PathBuf::from("/nonexistent/config.json")],
             helper_dir: None,
+            helper_timeout: HELPER_TIMEOUT,
         };
         assert_eq!(
             basic(&s.resolve("x").unwrap().unwrap()),
@@ -511,6 +611,39 @@ mod tests {
                 _ => break,
             }
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn hung_or_flooding_helpers_are_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        // The sleep is a grandchild holding stdout open after its shell is killed: the lookup
+        // must not wait for the pipe to close either.
+        write_helper(
+            dir.path(),
+            "hang",
+            "[ \"$1\" = get ] || exit 0\nsleep 30; echo '{}'",
+        );
+        write_helper(
+            dir.path(),
+            "flood",
+            "[ \"$1\" = get ] || exit 0\nhead -c 1000000 /dev/zero",
+        );
+        let mut s = sources(
+            dir.path(),
+            r#"{"credHelpers":{"hung.example":"hang","flood.example":"flood"}}"#,
+        );
+        s.helper_timeout = Duration::from_millis(300);
+        let e = s.resolve("hung.example").unwrap_err().to_string();
+        assert!(e.contains("docker-credential-hang"), "{e}");
+        assert!(
+            e.contains("did not finish within 0.3 s and was stopped"),
+            "{e}"
+        );
+        s.helper_timeout = HELPER_TIMEOUT;
+        let e = s.resolve("flood.example").unwrap_err().to_string();
+        assert!(e.contains("docker-credential-flood"), "{e}");
+        assert!(e.contains("more than 65536 bytes"), "{e}");
     }
 
     #[cfg(unix)]

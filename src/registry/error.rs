@@ -122,6 +122,16 @@ pub enum RegistryError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// A blob's body is not as long as its descriptor declares.
+    #[error("{what} is not the {declared} bytes its descriptor declares ({detail}); refusing it")]
+    SizeMismatch {
+        /// What was read.
+        what: String,
+        /// The size the descriptor declares.
+        declared: u64,
+        /// What arrived instead.
+        detail: String,
+    },
     /// The registry broke the distribution protocol.
     #[error("unexpected answer from {registry}: {detail}")]
     Protocol {

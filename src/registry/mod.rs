@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use client::{RegistryClient, MAX_MANIFEST_SIZE};
+pub use client::{RegistryClient, MAX_CA_FILE_SIZE, MAX_MANIFEST_SIZE};
 pub use error::RegistryError;
 
 use crate::reference::Digest;

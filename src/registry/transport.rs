@@ -33,7 +33,10 @@ pub(crate) enum TransportFailure {
     Connect(String),
     /// No answer in time.
     Timeout,
-    /// Anything else (reset mid-request, malformed HTTP, redirect refused).
+    /// A redirect was refused (loop, too many hops, unknown scheme, plain-HTTP rule): asking
+    /// again gets the same redirect.
+    Redirect(String),
+    /// Anything else (reset mid-request, malformed HTTP).
     Other(String),
 }
 
@@ -69,6 +72,11 @@ impl TransportFailure {
                     timeout.as_secs()
                 ),
             },
+            TransportFailure::Redirect(detail) => RegistryError::Network {
+                method: method.to_string(),
+                url: redact(url),
+                detail: format!("redirect refused: {detail}"),
+            },
             TransportFailure::Other(detail) => RegistryError::Network {
                 method: method.to_string(),
                 url: redact(url),
@@ -95,6 +103,9 @@ pub(crate) fn classify(err: reqwest::Error) -> TransportFailure {
         return TransportFailure::Timeout;
     }
     let detail = chain_message(&err);
+    if err.is_redirect() {
+        return TransportFailure::Redirect(detail);
+    }
     if err.is_connect() {
         TransportFailure::Connect(detail)
     } else {
@@ -173,18 +184,29 @@ pub(crate) fn is_loopback_registry(registry: &str) -> bool {
     } else {
         registry.split(':').next().unwrap_or(registry)
     };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(is_loopback_ip)
 }
 
-/// Whether a URL's host is on this machine.
+/// Whether a URL's host is on this machine (the same answer as [`is_loopback_registry`]).
 pub(crate) fn is_loopback_url(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Ipv4(a)) => is_loopback_ip(IpAddr::V4(a)),
+        Some(url::Host::Ipv6(a)) => is_loopback_ip(IpAddr::V6(a)),
         None => false,
     }
+}
+
+/// Loopback, counting IPv4-mapped IPv6 (`::ffff:127.0.0.1`) as loopback: the kernel delivers
+/// it to 127.0.0.1, so traffic to it never leaves the machine (Go's `IsLoopback` agrees).
+fn is_loopback_ip(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// Whether plain HTTP to `url` is acceptable: loopback, or allowed by the user. Applied to
+/// the registry itself, its token server and every redirect hop alike.
+pub(crate) fn plain_http_allowed(url: &Url, allow_http: bool) -> bool {
+    allow_http || is_loopback_url(url)
 }
 
 /// Exponential backoff with jitter: about 0.2 s, 0.4 s, 0.8 s.
@@ -234,6 +256,48 @@ pub(crate) async fn read_limited(
             return Err(too_large());
         }
         buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Read a body that must be exactly `declared` bytes: a different `Content-Length` is refused
+/// before reading, and at most `declared + 1` bytes are ever buffered (the extra byte proves
+/// the body is longer). The caller bounds `declared`.
+pub(crate) async fn read_declared(
+    mut resp: Response,
+    declared: u64,
+    what: &str,
+    method: &Method,
+    timeout: Duration,
+) -> Result<Bytes, RegistryError> {
+    let mismatch = |detail: String| RegistryError::SizeMismatch {
+        what: what.to_string(),
+        declared,
+        detail,
+    };
+    if let Some(n) = resp.content_length().filter(|n| *n != declared) {
+        return Err(mismatch(format!("the registry announced {n} bytes")));
+    }
+    let url = resp.url().clone();
+    let mut buf = BytesMut::with_capacity(usize::try_from(declared.min(1 << 20)).unwrap_or(0));
+    loop {
+        let chunk = resp
+            .chunk()
+            .await
+            .map_err(|e| classify(e).into_error(method, &url, timeout))?;
+        let Some(chunk) = chunk else { break };
+        let room = usize::try_from(declared - buf.len() as u64).unwrap_or(usize::MAX);
+        if chunk.len() > room {
+            // Dropping the response closes the connection: nothing more is downloaded.
+            return Err(mismatch("the body is longer".to_string()));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if (buf.len() as u64) < declared {
+        return Err(mismatch(format!(
+            "the body ended after {} bytes",
+            buf.len()
+        )));
     }
     Ok(buf.freeze())
 }
@@ -360,6 +424,7 @@ mod tests {
             "127.0.0.1:5000",
             "127.1.2.3",
             "[::1]:5000",
+            "[::ffff:127.0.0.1]:5000",
             "LOCALHOST",
         ] {
             assert!(is_loopback_registry(r), "{r}");
@@ -368,9 +433,20 @@ mod tests {
             "example.com",
             "10.0.0.1:5000",
             "[fe80::1]:5000",
+            "[::ffff:10.0.0.1]:5000",
             "localhost.example.com",
         ] {
             assert!(!is_loopback_registry(r), "{r}");
+        }
+        // A URL host gets the same answer as a registry name.
+        for (u, want) in [
+            ("http://[::ffff:127.0.0.1]:5000/", true),
+            ("http://[::1]/", true),
+            ("http://127.9.9.9/", true),
+            ("http://[::ffff:10.0.0.1]/", false),
+            ("http://10.0.0.1/", false),
+        ] {
+            assert_eq!(is_loopback_url(&Url::parse(u).unwrap()), want, "{u}");
         }
     }
 

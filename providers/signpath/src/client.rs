@@ -40,6 +40,16 @@ pub enum ClientError {
         /// Why (the error chain, without secrets).
         reason: String,
     },
+    /// TLS could not be set up with the service: retrying will not help.
+    #[error("{what}: TLS with the service failed ({detail}){hint}")]
+    Tls {
+        /// The operation.
+        what: String,
+        /// The TLS library's reason.
+        detail: String,
+        /// What to do (starts with `: ` or is empty).
+        hint: &'static str,
+    },
     /// The submit was sent but no answer came back: a signing request may or may not exist.
     #[error("submitting the signing request: {reason}. The request body was sent, so the service may have created a signing request anyway; sigbridge does not submit again automatically, to avoid a duplicate request needing a second approval. Check the SignPath web UI (or `sigbridge signpath status ID --signer ...` if you know the id) and, if a request exists, continue with `sigbridge sign --resume ID --signer ... IMAGES...`; otherwise run the same `sign` again")]
     SubmitOutcomeUnknown {
@@ -103,6 +113,133 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
+/// At most this many quick retries of a refused connection before any request exists: a
+/// typo'd port fails in seconds, a restarting service still gets a moment.
+const QUICK_RETRIES: u32 = 2;
+/// Longest wait between those quick retries.
+const QUICK_RETRY_MAX_DELAY: Duration = Duration::from_secs(1);
+
+/// Whether a signing request exists yet: before one does, a service that cannot be reached at
+/// all is far more likely a wrong URI than an outage, so connection failures end quickly;
+/// after, an outage is waited out (the request, maybe approved already, is not lost).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    BeforeRequest,
+    AfterRequest,
+}
+
+/// A failure below HTTP, sorted by whether trying again can help.
+#[derive(Debug)]
+enum Failure {
+    /// TLS failed: never transient. `plain_http` when the peer answered in plain HTTP.
+    Tls { detail: String, plain_http: bool },
+    /// The connection was refused (nothing listens there, or not yet).
+    Refused(String),
+    /// No connection for another reason (DNS, unreachable network, connect timeout).
+    NoConnection(String),
+    /// Anything after the connection was made (reset, timeout, malformed answer).
+    Other(String),
+}
+
+impl Failure {
+    fn classify(e: &reqwest::Error) -> Self {
+        if let Some(tls) = find_in_chain::<rustls::Error>(e) {
+            return Failure::Tls {
+                detail: tls.to_string(),
+                plain_http: matches!(tls, rustls::Error::InvalidMessage(_)),
+            };
+        }
+        let reason = error_chain(e);
+        if e.is_connect() {
+            let refused = find_in_chain::<std::io::Error>(e)
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+            if refused {
+                return Failure::Refused(reason);
+            }
+            return Failure::NoConnection(reason);
+        }
+        Failure::Other(reason)
+    }
+
+    /// How many retries this failure gets in `phase` (the policy's bound when patient).
+    fn retries(&self, phase: Phase, patient: u32) -> u32 {
+        match (self, phase) {
+            (Failure::Tls { .. }, _) => 0,
+            (Failure::Refused(_), Phase::BeforeRequest) => QUICK_RETRIES.min(patient),
+            (Failure::NoConnection(_), Phase::BeforeRequest) => 0,
+            _ => patient,
+        }
+    }
+
+    fn reason(&self) -> &str {
+        match self {
+            Failure::Tls { detail, .. } => detail,
+            Failure::Refused(r) | Failure::NoConnection(r) | Failure::Other(r) => r,
+        }
+    }
+
+    /// The final error for operation `what` after `attempts` tries.
+    fn into_error(self, what: &str, attempts: u32) -> ClientError {
+        match self {
+            Failure::Tls { detail, plain_http } => ClientError::Tls {
+                what: what.to_string(),
+                detail,
+                hint: if plain_http {
+                    ": the server does not speak TLS; use signpath+http:// for a plain-HTTP server"
+                } else {
+                    ": check the host and port in the signer URI and that the service's certificate is trusted"
+                },
+            },
+            other => {
+                let advice = if matches!(other, Failure::Refused(_) | Failure::NoConnection(_)) {
+                    "; check the host and port in the signer URI and that the service is running"
+                } else {
+                    ""
+                };
+                ClientError::Network {
+                    what: what.to_string(),
+                    reason: format!(
+                        "{} (gave up after {attempts} attempt{}){advice}",
+                        other.reason(),
+                        if attempts == 1 { "" } else { "s" }
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// The first `T` in an error's source chain, looking inside `io::Error`s (whose `source`
+/// skips the error they wrap).
+fn find_in_chain<'e, T: std::error::Error + 'static>(
+    err: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if let Some(found) = find_in_chain::<T>(inner) {
+                return Some(found);
+            }
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// Report a retry at the default verbosity: what failed, why, and how long until the next try.
+fn warn_retry(what: &str, reason: &str, delay: Duration, retry: u32, of: u32) {
+    tracing::warn!(
+        "{what} failed: {reason}; retrying in {:.1} s (retry {retry} of {of})",
+        delay.as_secs_f64()
+    );
 }
 
 /// Talks to one organisation's SignPath API.
@@ -191,32 +328,38 @@ impl SignPathClient {
     }
 
     /// Send an idempotent request, retrying 429/502/503/504 and network errors with backoff
-    /// (honouring `Retry-After`) up to the policy's bound. Returns the final response, which
-    /// may still be an error status.
+    /// (honouring `Retry-After`) up to the policy's bound; before a request exists, a service
+    /// that cannot be connected to gets at most [`QUICK_RETRIES`]; TLS failures none. Returns
+    /// the final response, which may still be an error status.
     async fn send_idempotent(
         &self,
         what: &str,
+        phase: Phase,
         build: &(dyn Fn() -> RequestBuilder + Sync),
     ) -> Result<Response, ClientError> {
         let mut attempt = 0;
         loop {
             let outcome = build().send().await;
-            let (reason, ra) = match outcome {
+            let (failure, ra) = match outcome {
                 Ok(resp) if retryable(resp.status()) => {
                     let ra = retry_after(resp.headers());
-                    (format!("HTTP {}", resp.status().as_u16()), ra)
+                    (
+                        Failure::Other(format!("HTTP {}", resp.status().as_u16())),
+                        ra,
+                    )
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) => (error_chain(&e), None),
+                Err(e) => (Failure::classify(&e), None),
             };
-            if attempt >= self.retry.max_retries {
-                return Err(ClientError::Network {
-                    what: what.to_string(),
-                    reason: format!("{reason} (gave up after {} attempts)", attempt + 1),
-                });
+            let allowed = failure.retries(phase, self.retry.max_retries);
+            if attempt >= allowed {
+                return Err(failure.into_error(what, attempt + 1));
             }
-            let delay = self.retry.delay(attempt, ra);
-            tracing::info!(operation = what, %reason, retry_in_ms = delay.as_millis() as u64, attempt = attempt + 1, "SignPath call failed; retrying");
+            let mut delay = self.retry.delay(attempt, ra);
+            if allowed < self.retry.max_retries {
+                delay = delay.min(QUICK_RETRY_MAX_DELAY);
+            }
+            warn_retry(what, failure.reason(), delay, attempt + 1, allowed);
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
@@ -270,22 +413,25 @@ impl SignPathClient {
                 .await;
             let resp = match sent {
                 Ok(resp) => resp,
-                Err(e) if e.is_connect() && attempt < self.retry.max_retries => {
-                    let delay = self.retry.delay(attempt, None);
-                    tracing::info!(reason = %error_chain(&e), retry_in_ms = delay.as_millis() as u64, "could not connect to submit; nothing was sent, retrying");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                    continue;
-                }
+                // Failed to connect (or to set up TLS): nothing was sent, so trying again
+                // cannot create a duplicate; but with no request yet, fail fast.
                 Err(e) if e.is_connect() => {
-                    return Err(ClientError::Network {
-                        what: what.into(),
-                        reason: format!(
-                            "{} (gave up after {} attempts; nothing was submitted)",
-                            error_chain(&e),
-                            attempt + 1
-                        ),
-                    })
+                    let failure = Failure::classify(&e);
+                    let allowed = failure.retries(Phase::BeforeRequest, self.retry.max_retries);
+                    if attempt < allowed {
+                        let delay = self.retry.delay(attempt, None).min(QUICK_RETRY_MAX_DELAY);
+                        warn_retry(what, failure.reason(), delay, attempt + 1, allowed);
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(match failure.into_error(what, attempt + 1) {
+                        ClientError::Network { what, reason } => ClientError::Network {
+                            what,
+                            reason: format!("{reason}; nothing was submitted"),
+                        },
+                        other => other,
+                    });
                 }
                 Err(e) => {
                     return Err(ClientError::SubmitOutcomeUnknown {
@@ -296,10 +442,15 @@ impl SignPathClient {
             let status = resp.status();
             if matches!(status.as_u16(), 429 | 503) && attempt < self.retry.max_retries {
                 let delay = self.retry.delay(attempt, retry_after(resp.headers()));
-                tracing::info!(
-                    status = status.as_u16(),
-                    retry_in_ms = delay.as_millis() as u64,
-                    "the service refused the submit for now (no request was created); retrying"
+                warn_retry(
+                    what,
+                    &format!(
+                        "the service answered HTTP {} (no request was created)",
+                        status.as_u16()
+                    ),
+                    delay,
+                    attempt + 1,
+                    self.retry.max_retries,
                 );
                 tokio::time::sleep(delay).await;
                 attempt += 1;
@@ -344,7 +495,9 @@ impl SignPathClient {
 
     async fn get_json(&self, what: &str, url: &str) -> Result<Option<RequestStatus>, ClientError> {
         let resp = self
-            .send_idempotent(what, &|| self.request(Method::GET, url))
+            .send_idempotent(what, Phase::AfterRequest, &|| {
+                self.request(Method::GET, url)
+            })
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -404,7 +557,7 @@ impl SignPathClient {
         let mut attempt = 0;
         loop {
             let resp = self
-                .send_idempotent(what, &|| {
+                .send_idempotent(what, Phase::AfterRequest, &|| {
                     self.request(Method::GET, url)
                         .timeout(self.download_timeout)
                 })
@@ -415,7 +568,13 @@ impl SignPathClient {
             match read_bounded(what, resp, limit).await {
                 Err(ClientError::Network { reason, .. }) if attempt < self.retry.max_retries => {
                     let delay = self.retry.delay(attempt, None);
-                    tracing::info!(operation = what, %reason, "download interrupted; retrying");
+                    warn_retry(
+                        what,
+                        &format!("download interrupted: {reason}"),
+                        delay,
+                        attempt + 1,
+                        self.retry.max_retries,
+                    );
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
@@ -459,11 +618,12 @@ impl SignPathClient {
     async fn certificate_at(
         &self,
         what: &str,
+        phase: Phase,
         urls: &[String],
     ) -> Result<Option<Vec<u8>>, ClientError> {
         for url in urls {
             let resp = self
-                .send_idempotent(what, &|| self.request(Method::GET, url))
+                .send_idempotent(what, phase, &|| self.request(Method::GET, url))
                 .await?;
             if resp.status() == StatusCode::NOT_FOUND {
                 continue;
@@ -486,6 +646,7 @@ impl SignPathClient {
         );
         self.certificate_at(
             "fetching the signing policy's certificate",
+            Phase::BeforeRequest,
             &[c.api_url(&rest)],
         )
         .await
@@ -500,6 +661,7 @@ impl SignPathClient {
         let rest = format!("SigningRequests/{id}/X509Certificate");
         self.certificate_at(
             &format!("fetching the certificate of signing request {id}"),
+            Phase::AfterRequest,
             &[
                 self.config.api_url(&rest),
                 self.config.versioned_url("v1-pre", &rest),
@@ -513,7 +675,7 @@ impl SignPathClient {
         let what = format!("canceling signing request {id}");
         let url = self.config.api_url(&format!("SigningRequests/{id}/Cancel"));
         let resp = self
-            .send_idempotent(&what, &|| {
+            .send_idempotent(&what, Phase::AfterRequest, &|| {
                 self.request(Method::POST, &url)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body("{}")
@@ -552,4 +714,34 @@ async fn read_bounded(what: &str, resp: Response, limit: u64) -> Result<Vec<u8>,
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patience_depends_on_whether_a_request_exists() {
+        let refused = Failure::Refused("refused".into());
+        let dns = Failure::NoConnection("dns error".into());
+        let tls = Failure::Tls {
+            detail: "received corrupt message of type InvalidContentType".into(),
+            plain_http: true,
+        };
+        let reset = Failure::Other("connection reset".into());
+        // Before: a couple of quick retries for refused, none for DNS or TLS.
+        assert_eq!(refused.retries(Phase::BeforeRequest, 8), QUICK_RETRIES);
+        assert_eq!(dns.retries(Phase::BeforeRequest, 8), 0);
+        assert_eq!(tls.retries(Phase::BeforeRequest, 8), 0);
+        assert_eq!(reset.retries(Phase::BeforeRequest, 8), 8);
+        // After: an outage is waited out as before; TLS is still not transient.
+        assert_eq!(refused.retries(Phase::AfterRequest, 8), 8);
+        assert_eq!(dns.retries(Phase::AfterRequest, 8), 8);
+        assert_eq!(tls.retries(Phase::AfterRequest, 8), 0);
+        let e = tls.into_error("fetching", 1).to_string();
+        assert!(
+            e.contains("use signpath+http:// for a plain-HTTP server"),
+            "{e}"
+        );
+    }
 }
