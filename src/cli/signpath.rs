@@ -182,29 +182,39 @@ pub(super) fn sign_options(
     Ok(options)
 }
 
-/// Whether `sign` should stay quiet about per-image results: with `--no-wait`, once the
-/// request is submitted the images are not failures, they are pending.
-pub(super) fn submitted_without_waiting(options: &SignPathOptions) -> bool {
-    options.mode == Mode::SubmitOnly
-        && options
-            .submitted
-            .lock()
-            .map(|s| s.is_some())
-            .unwrap_or(false)
-}
-
-/// With `--no-wait`: print the submitted request's id and return the exit code (0).
-pub(super) fn finish_no_wait(options: &SignPathOptions, output: OutputFormat) -> Option<ExitCode> {
+/// With `--no-wait`: print the submitted request's id (and, with `-o json`, the pinned images
+/// in the order `--resume` needs them), the command that finishes the run, and return the exit
+/// code (0).
+pub(super) fn finish_no_wait(
+    options: &SignPathOptions,
+    output: OutputFormat,
+    signer: &str,
+    images: &[String],
+) -> Option<ExitCode> {
     if options.mode != Mode::SubmitOnly {
         return None;
     }
     let id = options.submitted.lock().ok()?.clone()?;
+    let resume = resume_command(signer, &id, images);
     match output {
         OutputFormat::Text => println!("{id}"),
         OutputFormat::Json => println!(
             "{}",
-            serde_json::json!({ "signingRequestId": id.to_string() })
+            serde_json::json!({
+                "signingRequestId": id.to_string(),
+                "images": images,
+                "resumeCommand": resume,
+            })
         ),
     }
+    eprintln!("Once the request is approved, attach the signatures with (same images, same order):\n    {resume}");
     Some(ExitCode::Success)
+}
+
+/// `sigbridge sign --signer SIGNER --resume ID IMAGE...`, quoted for a POSIX shell.
+pub(super) fn resume_command(signer: &str, id: &RequestId, images: &[String]) -> String {
+    let id = id.to_string();
+    let mut words = vec!["sigbridge", "sign", "--signer", signer, "--resume", id.as_str()];
+    words.extend(images.iter().map(String::as_str));
+    shlex::try_join(words.iter().copied()).unwrap_or_else(|_| words.join(" "))
 }
