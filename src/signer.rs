@@ -76,8 +76,9 @@ pub fn open_pkcs11(uri: &str) -> Result<sigbridge_pkcs11::Pkcs11Signer> {
     let parsed =
         sigbridge_pkcs11::Pkcs11Uri::parse(uri).map_err(|e| Error::InvalidInput(e.to_string()))?;
     if parsed.has_pin_value() {
-        tracing::warn!(
-            "the pkcs11: URI carries pin-value: other users can read it in process listings and it lands in shell history; put the PIN in a file (pin-source=FILE) or in COSIGN_PKCS11_PIN"
+        // The same `WARNING:` form as every other warning the CLI prints.
+        eprintln!(
+            "WARNING: the pkcs11: URI carries pin-value: other users can read it in process listings and it lands in shell history; put the PIN in a file (pin-source=FILE) or in COSIGN_PKCS11_PIN"
         );
     }
     let mut options = sigbridge_pkcs11::Pkcs11Options::from_env();

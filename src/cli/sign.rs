@@ -14,7 +14,7 @@ use sigbridge::signer::{open_signer_with, SignerSpec};
 use sigbridge::{Error, ExitCode};
 
 use super::common::{signature_repository_override, CosignPasswords, RegistryArgs};
-use super::OutputFormat;
+use super::{LogFormat, OutputFormat};
 
 /// Lines longer than this in --images-from are not image references.
 const MAX_REFERENCE_LINE: usize = 4096;
@@ -94,7 +94,7 @@ pub struct Args {
     pub registry: RegistryArgs,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let annotations = parse_annotations(&args.annotations)?;
     if let Some(identity) = &args.identity {
         ImageReference::parse(identity)
@@ -121,6 +121,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.no_wait,
         args.resume.as_deref(),
         args.wait_timeout.as_deref(),
+        log_format,
     )?;
     let signer = open_signer_with(&spec, &CosignPasswords, &signpath)?;
     // The signer is opened (module, login, key; password; SignPath key check) before any

@@ -4,9 +4,11 @@
 use sigbridge::signer::{open_signpath, SignerSpec};
 use sigbridge::{Error, ExitCode};
 use sigbridge_signer::{SignerError, SignerErrorKind};
-use sigbridge_signpath::{parse_duration, ClientError, Mode, RequestId, SignPathOptions};
+use sigbridge_signpath::{
+    parse_duration, ClientError, Mode, Reporter, RequestId, SignPathOptions,
+};
 
-use super::OutputFormat;
+use super::{LogFormat, OutputFormat};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -158,6 +160,7 @@ pub(super) fn sign_options(
     no_wait: bool,
     resume: Option<&str>,
     wait_timeout: Option<&str>,
+    log_format: LogFormat,
 ) -> anyhow::Result<SignPathOptions> {
     let mut options = SignPathOptions::default();
     // --wait-timeout may come from SIGBRIDGE_SIGNPATH_WAIT_TIMEOUT set for every job, so it is
@@ -168,6 +171,14 @@ pub(super) fn sign_options(
         anyhow::bail!(Error::InvalidInput(
             "--no-wait and --resume apply only to signpath:// signers".into()
         ));
+    }
+    options.signer_arg = Some(
+        shlex::try_quote(signer)
+            .map(|q| q.into_owned())
+            .unwrap_or_else(|_| signer.to_string()),
+    );
+    if log_format == LogFormat::Json {
+        options.reporter = Reporter::Json;
     }
     if no_wait {
         options.mode = Mode::SubmitOnly;

@@ -28,6 +28,8 @@ pub enum Reporter {
     Console,
     /// Only `tracing` events.
     Quiet,
+    /// One JSON object per line on stderr instead of plain lines (`--log-format json`).
+    Json,
 }
 
 impl Reporter {
@@ -38,11 +40,15 @@ impl Reporter {
             }),
             Self::Console => Box::new(Lines {
                 last: Mutex::new(None),
-                echo: true,
+                echo: Echo::Text,
             }),
             Self::Quiet => Box::new(Lines {
                 last: Mutex::new(None),
-                echo: false,
+                echo: Echo::None,
+            }),
+            Self::Json => Box::new(Lines {
+                last: Mutex::new(None),
+                echo: Echo::Json,
             }),
         }
     }
@@ -105,7 +111,32 @@ impl WaitReporter for Spinner {
 struct Lines {
     /// Last status shown and when a line was last written.
     last: Mutex<Option<(String, Instant)>>,
-    echo: bool,
+    echo: Echo,
+}
+
+/// How [`Lines`] shows events on stderr besides the `tracing` events.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Echo {
+    None,
+    Text,
+    /// In the shape of the JSON log lines (`level`, `fields.message`).
+    Json,
+}
+
+impl Echo {
+    fn line(self, id: &RequestId, message: &str) {
+        match self {
+            Echo::None => {}
+            Echo::Text => eprintln!("{message}"),
+            Echo::Json => eprintln!(
+                "{}",
+                serde_json::json!({
+                    "level": "INFO",
+                    "fields": {"message": message, "signing_request": id.to_string()},
+                })
+            ),
+        }
+    }
 }
 
 /// How often an unchanged status is logged again.
@@ -114,9 +145,7 @@ const REPEAT_EVERY: Duration = Duration::from_secs(60);
 impl WaitReporter for Lines {
     fn submitted(&self, id: &RequestId, payloads: usize) {
         tracing::info!(signing_request = %id, payloads, "submitted SignPath signing request");
-        if self.echo {
-            eprintln!("{}", submitted_line(id, payloads));
-        }
+        self.echo.line(id, &submitted_line(id, payloads));
     }
 
     fn status(&self, id: &RequestId, status: &RequestStatus, elapsed: Duration) {
@@ -140,10 +169,13 @@ impl WaitReporter for Lines {
             elapsed_s = elapsed.as_secs(),
             "SignPath signing request status"
         );
-        if self.echo && changed {
-            eprintln!(
-                "SignPath signing request {id}: {shown} (after {})",
-                format_elapsed(elapsed)
+        if changed {
+            self.echo.line(
+                id,
+                &format!(
+                    "SignPath signing request {id}: {shown} (after {})",
+                    format_elapsed(elapsed)
+                ),
             );
         }
     }
