@@ -565,35 +565,6 @@ mod common;
 /// pkcs11-spy from OpenSC: a module that logs every call and forwards it to `PKCS11SPY`.
 const PKCS11_SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so";
 
-/// `n` distinct images in `repo` (one shared config and layer, manifests that differ by an
-/// annotation), pushed over raw HTTP because hundreds of skopeo pushes would be slow; returns
-/// their digest references.
-fn push_distinct_images(reg: &Registry, repo: &str, n: usize) -> Vec<String> {
-    let config = common::put_blob(reg, repo, br#"{"architecture":"amd64","os":"linux"}"#);
-    let layer = common::put_blob(reg, repo, b"layer");
-    (0..n)
-        .map(|i| {
-            let manifest = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 38},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 5}],
-                "annotations": {"n": i.to_string()},
-            });
-            let body = serde_json::to_vec(&manifest).expect("JSON");
-            let digest = sigbridge_testkit::sha256_digest(&body);
-            common::put_manifest(
-                reg,
-                repo,
-                &digest,
-                &body,
-                "application/vnd.oci.image.manifest.v1+json",
-            );
-            reg.image_ref(repo, &digest)
-        })
-        .collect()
-}
-
 #[test]
 fn a_wrong_pin_reaches_the_token_once_per_run_and_no_registry_is_touched() {
     let reg = Registry::plain();
@@ -610,7 +581,7 @@ fn a_wrong_pin_reaches_the_token_once_per_run_and_no_registry_is_touched() {
     );
     // More than one batch of 256: a signer opened per batch would log in twice.
     let repo = "e2e/wrong-pin";
-    let refs = push_distinct_images(&reg, repo, 300);
+    let refs = common::push_distinct_images(&reg, repo, 300);
     let list = sb.path("images.txt");
     std::fs::write(&list, refs.join("\n")).expect("write list");
     let requests_before = reg.log().lines().count();

@@ -87,7 +87,13 @@ pub struct Args {
 
     /// Accepted for cosign compatibility; sigbridge uploads nothing to a transparency log, so
     /// anything but `--tlog-upload=false` prints a warning (cosign's default is true).
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(
+        long,
+        hide = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
     pub tlog_upload: Option<bool>,
 
     #[command(flatten)]
@@ -246,12 +252,10 @@ pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> 
 
     let total = summary.attached + summary.already_present + summary.failed;
     let elapsed = started.elapsed().as_secs_f64();
-    if total > 1 || summary.failed > 0 || summary.duplicates > 0 {
-        let duplicates = if summary.duplicates > 0 {
-            format!(
-                ", {} duplicate(s) of listed images skipped",
-                summary.duplicates
-            )
+    let duplicates = list.duplicates + summary.duplicates;
+    if total > 1 || summary.failed > 0 || duplicates > 0 {
+        let duplicates = if duplicates > 0 {
+            format!(", {duplicates} duplicate(s) in the list skipped")
         } else {
             String::new()
         };
