@@ -12,8 +12,8 @@ use crate::status::RequestStatus;
 
 /// Receives the events of one signing request's life.
 pub trait WaitReporter: Send + Sync {
-    /// A request was created.
-    fn submitted(&self, id: &RequestId, payloads: usize);
+    /// A request was created; `resume` is the command that picks it up again.
+    fn submitted(&self, id: &RequestId, payloads: usize, resume: &str);
     /// A status was read.
     fn status(&self, id: &RequestId, status: &RequestStatus, elapsed: Duration);
     /// The wait is over (whatever the outcome).
@@ -54,9 +54,9 @@ impl Reporter {
     }
 }
 
-fn submitted_line(id: &RequestId, payloads: usize) -> String {
+fn submitted_line(id: &RequestId, payloads: usize, resume: &str) -> String {
     format!(
-        "Submitted SignPath signing request {id} ({payloads} payload{}). If this process stops, pick it up again with `sigbridge sign --resume {id}` and the same signer and images.",
+        "Submitted SignPath signing request {id} ({payloads} payload{}). If this process stops, pick it up again with `{resume}` (the same images, annotations and identity, in the same order).",
         if payloads == 1 { "" } else { "s" }
     )
 }
@@ -66,8 +66,8 @@ struct Spinner {
 }
 
 impl WaitReporter for Spinner {
-    fn submitted(&self, id: &RequestId, payloads: usize) {
-        eprintln!("{}", submitted_line(id, payloads));
+    fn submitted(&self, id: &RequestId, payloads: usize, resume: &str) {
+        eprintln!("{}", submitted_line(id, payloads, resume));
     }
 
     fn status(&self, id: &RequestId, status: &RequestStatus, _elapsed: Duration) {
@@ -143,9 +143,9 @@ impl Echo {
 const REPEAT_EVERY: Duration = Duration::from_secs(60);
 
 impl WaitReporter for Lines {
-    fn submitted(&self, id: &RequestId, payloads: usize) {
+    fn submitted(&self, id: &RequestId, payloads: usize, resume: &str) {
         tracing::info!(signing_request = %id, payloads, "submitted SignPath signing request");
-        self.echo.line(id, &submitted_line(id, payloads));
+        self.echo.line(id, &submitted_line(id, payloads, resume));
     }
 
     fn status(&self, id: &RequestId, status: &RequestStatus, elapsed: Duration) {

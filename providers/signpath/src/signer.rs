@@ -152,6 +152,9 @@ fn digests_in_zip(zip: &[u8]) -> Vec<String> {
     named.into_iter().map(|(_, d)| d).collect()
 }
 
+/// What IMAGE... in a suggested resume command stands for.
+const SAME_IMAGES: &str = "the same images, annotations and identity, in the same order";
+
 /// At most 20 items, then "and N more".
 fn short_list(items: &[String]) -> String {
     let mut shown: Vec<&str> = items.iter().take(20).map(String::as_str).collect();
@@ -207,9 +210,7 @@ impl SignPathSigner {
             .as_deref()
             .unwrap_or("SIGNER");
         match sub {
-            "resume" => format!(
-                "sigbridge sign --signer {signer} --resume {id} IMAGE... (the same images, annotations and identity, in the same order)"
-            ),
+            "resume" => format!("sigbridge sign --signer {signer} --resume {id} IMAGE..."),
             _ => format!("sigbridge signpath {sub} --signer {signer} {id}"),
         }
     }
@@ -219,7 +220,7 @@ impl SignPathSigner {
         err(
             e.kind(),
             format!(
-                "{e} (signing request {id} is unaffected: check it with `{}` and continue with `{}`)",
+                "{e} (signing request {id} is unaffected: check it with `{}` and continue with `{}`, {SAME_IMAGES})",
                 self.command("status", id),
                 self.command("resume", id),
             ),
@@ -372,7 +373,7 @@ impl SignPathSigner {
                 return Err(err(
                     SignerErrorKind::Canceled,
                     format!(
-                        "gave up waiting for signing request {id} after {} (the limit; --wait-timeout): it is still {shown} on the service. Continue later with `{}`, check it with `{}`, or withdraw it with `{}`",
+                        "gave up waiting for signing request {id} after {} (the limit; --wait-timeout): it is still {shown} on the service. Continue later with `{}` ({SAME_IMAGES}), check it with `{}`, or withdraw it with `{}`",
                         format_elapsed(elapsed),
                         self.command("resume", id),
                         self.command("status", id),
@@ -443,11 +444,11 @@ impl Signer for SignPathSigner {
                 if let Ok(mut slot) = self.options.submitted.lock() {
                     *slot = Some(id.clone());
                 }
-                reporter.submitted(&id, artifact.entries.len());
+                reporter.submitted(&id, artifact.entries.len(), &self.command("resume", &id));
                 if self.options.mode == Mode::SubmitOnly {
                     return Err(err(
                         SignerErrorKind::Unavailable,
-                        format!("submitted signing request {id} and did not wait for it (--no-wait); nothing was attached yet: run `{}` once it is approved", self.command("resume", &id)),
+                        format!("submitted signing request {id} and did not wait for it (--no-wait); nothing was attached yet: run `{}` ({SAME_IMAGES}) once it is approved", self.command("resume", &id)),
                     ));
                 }
                 id
