@@ -241,7 +241,9 @@ fn the_same_image_listed_many_times_is_signed_once_and_reported_truthfully() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("1 attached, 0 already signed, 0 failed, 20 duplicate(s) in the list skipped"),
+        stderr.contains(
+            "1 attached, 0 already signed, 0 failed, 20 duplicate(s) in the list skipped"
+        ),
         "{stderr}"
     );
 }

@@ -618,7 +618,10 @@ fn a_wrong_pin_reaches_the_token_once_per_run_and_no_registry_is_touched() {
         reg.log()
     );
     for r in refs.iter().take(3) {
-        let digest = r.rsplit_once('@').map(|(_, d)| d).expect("digest reference");
+        let digest = r
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .expect("digest reference");
         assert!(signature_manifest(&reg, repo, digest).is_none());
     }
 }

@@ -669,7 +669,11 @@ fn a_denied_batch_is_one_error_for_the_run_not_one_per_image() {
     });
     assert_code(&out, 7);
     let stderr = out.stderr_str();
-    assert_eq!(stderr.matches("denied by an approver").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("denied by an approver").count(),
+        1,
+        "{stderr}"
+    );
     assert!(stderr.contains("3 image(s) not signed"), "{stderr}");
     let lines: Vec<serde_json::Value> = out
         .stdout_str()
@@ -697,7 +701,11 @@ fn a_wrong_configured_public_key_is_refused_before_anything_is_submitted() {
         "{}",
         out.describe()
     );
-    assert_eq!(fx.server.submits(), 0, "an approval was spent on a wrong key");
+    assert_eq!(
+        fx.server.submits(),
+        0,
+        "an approval was spent on a wrong key"
+    );
     fx.assert_nothing_attached("team/wrong-key-early", &digest);
 }
 
@@ -754,7 +762,8 @@ fn no_wait_json_gives_the_images_in_order_and_resume_order_matters() {
     let c = stderr.rfind(&images[2].1).expect("last digest listed");
     assert!(a < c, "{stderr}");
     for (_, d) in &images {
-        let repo = ["order/a", "order/b", "order/c"][images.iter().position(|(_, x)| x == d).unwrap()];
+        let repo =
+            ["order/a", "order/b", "order/c"][images.iter().position(|(_, x)| x == d).unwrap()];
         fx.assert_nothing_attached(repo, d);
     }
 

@@ -197,42 +197,35 @@ pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> 
     let started = Instant::now();
     let images = tokio_stream_from(rx);
     let mut write_error: Option<std::io::Error> = None;
-    let summary = sign_stream(
-        &client,
-        &opened,
-        images,
-        &opts,
-        args.fail_fast,
-        |result| {
-            progress.record(&result);
-            let line = match (result, args.output) {
-                (Ok(signed), OutputFormat::Text) => Some(signed.image.clone()),
-                (Ok(signed), OutputFormat::Json) => serde_json::to_string(signed).ok(),
-                (Err(failure), OutputFormat::Json) => Some(
-                    serde_json::json!({
-                        "image": failure.image,
-                        "error": failure.error,
-                        "exitCode": failure.exit_code as u8,
-                    })
-                    .to_string(),
-                ),
-                (Err(_), OutputFormat::Text) => None,
-            };
-            if let Some(line) = line {
-                // Each line is flushed as soon as the image is final, so a pipeline that dies
-                // mid-run still knows what was done.
-                if let Err(e) = progress.stdout_line(&line) {
-                    write_error.get_or_insert(e);
-                }
+    let summary = sign_stream(&client, &opened, images, &opts, args.fail_fast, |result| {
+        progress.record(&result);
+        let line = match (result, args.output) {
+            (Ok(signed), OutputFormat::Text) => Some(signed.image.clone()),
+            (Ok(signed), OutputFormat::Json) => serde_json::to_string(signed).ok(),
+            (Err(failure), OutputFormat::Json) => Some(
+                serde_json::json!({
+                    "image": failure.image,
+                    "error": failure.error,
+                    "exitCode": failure.exit_code as u8,
+                })
+                .to_string(),
+            ),
+            (Err(_), OutputFormat::Text) => None,
+        };
+        if let Some(line) = line {
+            // Each line is flushed as soon as the image is final, so a pipeline that dies
+            // mid-run still knows what was done.
+            if let Err(e) = progress.stdout_line(&line) {
+                write_error.get_or_insert(e);
             }
-            if let Err(failure) = result {
-                progress.println(&format!(
-                    "Error: signing {}: {}",
-                    failure.image, failure.error
-                ));
-            }
-        },
-    )
+        }
+        if let Err(failure) = result {
+            progress.println(&format!(
+                "Error: signing {}: {}",
+                failure.image, failure.error
+            ));
+        }
+    })
     .await;
     resolver.abort();
     progress.finish();
@@ -507,7 +500,7 @@ mod tests {
     fn rates_are_whole_numbers_above_ten_and_one_decimal_below() {
         assert_eq!(format_rate(116.2163), "116");
         assert_eq!(format_rate(12.5), "13");
-        assert_eq!(format_rate(3.14159), "3.1");
+        assert_eq!(format_rate(3.04), "3.0");
         assert_eq!(format_rate(0.0), "0");
         assert_eq!(format_rate(f64::NAN), "0");
         assert_eq!(format_rate(f64::INFINITY), "0");

@@ -4,9 +4,7 @@
 use sigbridge::signer::{open_signpath, SignerSpec};
 use sigbridge::{Error, ExitCode};
 use sigbridge_signer::{SignerError, SignerErrorKind};
-use sigbridge_signpath::{
-    parse_duration, ClientError, Mode, Reporter, RequestId, SignPathOptions,
-};
+use sigbridge_signpath::{parse_duration, ClientError, Mode, Reporter, RequestId, SignPathOptions};
 
 use super::{LogFormat, OutputFormat};
 
@@ -225,7 +223,14 @@ pub(super) fn finish_no_wait(
 /// `sigbridge sign --signer SIGNER --resume ID IMAGE...`, quoted for a POSIX shell.
 pub(super) fn resume_command(signer: &str, id: &RequestId, images: &[String]) -> String {
     let id = id.to_string();
-    let mut words = vec!["sigbridge", "sign", "--signer", signer, "--resume", id.as_str()];
+    let mut words = vec![
+        "sigbridge",
+        "sign",
+        "--signer",
+        signer,
+        "--resume",
+        id.as_str(),
+    ];
     words.extend(images.iter().map(String::as_str));
     shlex::try_join(words.iter().copied()).unwrap_or_else(|_| words.join(" "))
 }

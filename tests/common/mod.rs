@@ -567,7 +567,8 @@ pub fn pem_body(pem: &str) -> String {
 /// annotation), pushed over raw HTTP because hundreds of skopeo pushes would be slow; returns
 /// their digest references.
 pub fn push_distinct_images(reg: &Registry, repo: &str, n: usize) -> Vec<String> {
-    const CONFIG: &[u8] = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    const CONFIG: &[u8] =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     const LAYER: &[u8] = b"layer";
     let config = put_blob(reg, repo, CONFIG);
     let layer = put_blob(reg, repo, LAYER);

@@ -188,10 +188,9 @@ impl Pkcs11Signer {
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let mut state = inner
-                .state
-                .lock()
-                .map_err(|_| SignerError::from(Pkcs11Error::Internal("signer state poisoned".into())))?;
+            let mut state = inner.state.lock().map_err(|_| {
+                SignerError::from(Pkcs11Error::Internal("signer state poisoned".into()))
+            })?;
             if matches!(*state, State::Closed) {
                 *state = match inner.open() {
                     Ok(opened) => State::Opened(Box::new(opened)),

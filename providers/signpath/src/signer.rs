@@ -143,7 +143,10 @@ fn digests_in_zip(zip: &[u8]) -> Vec<String> {
     let mut named: Vec<(u32, String)> = (0..archive.len())
         .filter_map(|i| {
             let file = archive.by_index_raw(i).ok()?;
-            let rest = file.name().strip_prefix("payloads/")?.strip_suffix(".json")?;
+            let rest = file
+                .name()
+                .strip_prefix("payloads/")?
+                .strip_suffix(".json")?;
             let (n, hex) = rest.split_once("-sha256-")?;
             Some((n.parse().ok()?, format!("sha256:{hex}")))
         })
@@ -204,11 +207,7 @@ impl SignPathSigner {
     /// `sigbridge signpath SUB --signer SIGNER ID`, or `sigbridge sign --signer SIGNER --resume
     /// ID IMAGE...` for `resume`, ready to paste.
     fn command(&self, sub: &str, id: &RequestId) -> String {
-        let signer = self
-            .options
-            .signer_arg
-            .as_deref()
-            .unwrap_or("SIGNER");
+        let signer = self.options.signer_arg.as_deref().unwrap_or("SIGNER");
         match sub {
             "resume" => format!("sigbridge sign --signer {signer} --resume {id} IMAGE..."),
             _ => format!("sigbridge signpath {sub} --signer {signer} {id}"),
@@ -229,7 +228,13 @@ impl SignPathSigner {
 
     /// Why a resumed request does not hold our payloads, and what to give instead: the order
     /// decides which payload is which, so the same images in another order do not match.
-    fn resume_mismatch(&self, id: &RequestId, unsigned: &[u8], artifact: &Artifact, e: &dyn std::fmt::Display) -> SignerError {
+    fn resume_mismatch(
+        &self,
+        id: &RequestId,
+        unsigned: &[u8],
+        artifact: &Artifact,
+        e: &dyn std::fmt::Display,
+    ) -> SignerError {
         let submitted = digests_in_zip(unsigned);
         let ours = digests_in_zip(&artifact.zip);
         let advice = if submitted.is_empty() {
