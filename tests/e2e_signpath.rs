@@ -777,3 +777,25 @@ fn no_wait_json_gives_the_images_in_order_and_resume_order_matters() {
     }
     assert_eq!(fx.server.submits(), 1);
 }
+
+#[test]
+fn log_format_json_makes_the_wait_lines_json() {
+    let fx = Fixture::new(Approval::Auto);
+    let (image, _) = fx.image("team/json-log");
+    let uri = fx.uri();
+    let out = fx.sigbridge(&["--log-format", "json", "sign", "--signer", &uri, &image]);
+    assert_code(&out, 0);
+    let stderr = out.stderr_str();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Submitted SignPath signing request"))),
+        "{stderr}"
+    );
+    fx.verify_with_cosign(&image);
+}
