@@ -2,14 +2,16 @@
 //! batch, normalise and check every signature against the signer's public key, then attach.
 //! Nothing reaches the registry unless its signature verifies over the exact payload bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use futures::stream::{self, StreamExt};
-use sigbridge_signer::{normalise_signature, Signer, SignerError, SignerErrorKind};
+use sigbridge_signer::{
+    normalise_signature, CertificateMaterial, PublicKey, Signer, SignerError, SignerErrorKind,
+};
 
 use crate::attach::{
     confirm_delay, confirm_signatures, write_signatures, AttachOutcome, Dedupe, NewSignature,
-    SignatureLocation, WrittenSignatures, SETTLE_DELAY,
+    SignatureLocation, SETTLE_DELAY,
 };
 use crate::error::{Error, Result};
 use crate::payload::SimpleSigningPayload;
@@ -51,20 +53,58 @@ pub struct SignedImage {
     pub outcome: AttachOutcome,
 }
 
-/// Sign each image with `signer` and attach the signatures. Returns one result per image, in
-/// order; a signer failure fails them all (the batch is one request).
-pub async fn sign_images(
+/// A signer opened for a run: its public key and certificate are read once, before any
+/// registry work, so a wrong PIN, password or key is found (and reported once) before anything
+/// else happens; every later batch reuses them.
+pub struct OpenedSigner<'a> {
+    signer: &'a dyn Signer,
+    key: PublicKey,
+    certificate: Option<CertificateMaterial>,
+}
+
+impl<'a> OpenedSigner<'a> {
+    /// Open `signer`: for PKCS#11 this loads the module, logs in and finds the key; for SignPath
+    /// it reads and checks the key signatures will be verified with.
+    pub async fn open(signer: &'a dyn Signer) -> Result<Self> {
+        let wrap = |source: SignerError| Error::Signer {
+            signer: signer.describe(),
+            source,
+        };
+        let key = signer.public_key().await.map_err(wrap)?;
+        let certificate = signer.certificate().await.map_err(wrap)?;
+        Ok(Self {
+            signer,
+            key,
+            certificate,
+        })
+    }
+
+    /// The signer itself.
+    pub fn signer(&self) -> &'a dyn Signer {
+        self.signer
+    }
+}
+
+/// Sign each image and attach the signatures, calling `report` with each image's result as
+/// soon as that image is final (written and confirmed), in input order. An `Err` is a failure
+/// of the whole group (the signer refused it, or returned a bad signature); nothing of the
+/// group was attached then.
+pub async fn sign_images<F>(
     client: &RegistryClient,
-    signer: &dyn Signer,
+    opened: &OpenedSigner<'_>,
     images: &[ResolvedImage],
     opts: &SignOptions,
-) -> Result<Vec<Result<SignedImage>>> {
+    mut report: F,
+) -> Result<()>
+where
+    F: FnMut(&ResolvedImage, Result<SignedImage>),
+{
+    let signer = opened.signer;
+    let key = &opened.key;
     let signer_error = |source: SignerError| Error::Signer {
         signer: signer.describe(),
         source,
     };
-    let key = signer.public_key().await.map_err(signer_error)?;
-    let certificate = signer.certificate().await.map_err(signer_error)?;
 
     let payloads: Vec<(String, Vec<u8>)> = images
         .iter()
@@ -98,7 +138,7 @@ pub async fn sign_images(
     let mut checked = Vec::with_capacity(images.len());
     for ((img, (docker_reference, payload)), raw_sig) in images.iter().zip(payloads).zip(raw) {
         let context = || format!("signature from {} for {}", signer.describe(), img.pinned());
-        let signature = normalise_signature(&key, &raw_sig).map_err(|source| Error::Signature {
+        let signature = normalise_signature(key, &raw_sig).map_err(|source| Error::Signature {
             context: context(),
             source,
         })?;
@@ -112,81 +152,87 @@ pub async fn sign_images(
 
     let dedupe = Dedupe::VerifiedWith(Box::new(key.clone()));
     let jobs = opts.jobs.max(1);
-    // Phase 1: write every signature manifest. Phase 2 (below): confirm each once enough time
-    // has passed for a racing writer to have landed, so the wait is paid once per batch.
-    let written: Vec<Result<(SignedImage, WrittenSignatures)>> = stream::iter(checked)
+    // Registry requests are bounded by `jobs`; the waits between a write and its confirmations
+    // hold no permit, so many images can wait at once and each is reported as soon as its own
+    // final look is done (instead of the whole batch at the end).
+    let permits = tokio::sync::Semaphore::new(jobs);
+    let in_flight = (jobs * 8).max(64);
+    let mut results = std::pin::pin!(stream::iter(checked)
         .map(|(img, docker_reference, payload, signature)| {
             let dedupe = &dedupe;
-            let certificate = certificate.clone();
+            let permits = &permits;
+            let certificate = opened.certificate.clone();
             async move {
-                let location = SignatureLocation::new(
-                    img.repository(),
-                    &img.digest,
-                    opts.signature_repository.as_ref(),
-                );
-                let payload_digest = Digest::of(&payload);
-                let new = NewSignature {
-                    payload,
-                    signature,
-                    certificate: certificate.as_ref().map(|c| c.certificate_pem.clone()),
-                    chain: certificate.as_ref().and_then(|c| c.chain_pem.clone()),
-                };
-                let written =
-                    write_signatures(client, &location, std::slice::from_ref(&new), dedupe).await?;
-                let signed = SignedImage {
-                    image: img.pinned(),
-                    digest: img.digest.clone(),
-                    signature_repository: location.repository.to_string(),
-                    signature_tag: location.tag.clone(),
+                let result = attach_one(
+                    client,
+                    permits,
+                    img,
                     docker_reference,
-                    payload_digest,
-                    outcome: written
-                        .outcomes
-                        .first()
-                        .copied()
-                        .unwrap_or(AttachOutcome::AlreadyPresent),
-                };
-                Ok((signed, written))
+                    NewSignature {
+                        payload,
+                        signature,
+                        certificate: certificate.as_ref().map(|c| c.certificate_pem.clone()),
+                        chain: certificate.as_ref().and_then(|c| c.chain_pem.clone()),
+                    },
+                    dedupe,
+                    opts,
+                )
+                .await;
+                (img, result)
             }
         })
-        .buffered(jobs)
-        .collect()
-        .await;
-
-    let confirmed: Vec<Result<(SignedImage, WrittenSignatures)>> = stream::iter(written)
-        .map(|r| async move {
-            let (signed, mut written) = r?;
-            let wait = confirm_delay(1).saturating_sub(written.written_at().elapsed());
-            if written.needs_confirmation() && !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            confirm_signatures(client, &mut written).await?;
-            Ok((signed, written))
-        })
-        .buffered(jobs)
-        .collect()
-        .await;
-
-    // Phase 3: one settle wait for the whole batch, then a final look at every tag written.
-    let last_write = confirmed
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .filter(|(_, w)| w.needs_confirmation())
-        .map(|(_, w)| w.written_at())
-        .max();
-    if let Some(last) = last_write {
-        tokio::time::sleep(SETTLE_DELAY.saturating_sub(last.elapsed())).await;
+        .buffered(in_flight));
+    while let Some((img, result)) = results.next().await {
+        report(img, result);
     }
-    let results = stream::iter(confirmed)
-        .map(|r| async move {
-            let (signed, mut written) = r?;
+    Ok(())
+}
+
+/// Write one image's signature manifest, confirm it once a racing writer could have landed,
+/// and look a last time after the settle delay.
+async fn attach_one(
+    client: &RegistryClient,
+    permits: &tokio::sync::Semaphore,
+    img: &ResolvedImage,
+    docker_reference: String,
+    new: NewSignature,
+    dedupe: &Dedupe,
+    opts: &SignOptions,
+) -> Result<SignedImage> {
+    let location = SignatureLocation::new(
+        img.repository(),
+        &img.digest,
+        opts.signature_repository.as_ref(),
+    );
+    let payload_digest = Digest::of(&new.payload);
+    // The semaphore is never closed, so a permit is always granted.
+    let mut written = {
+        let _permit = permits.acquire().await.ok();
+        write_signatures(client, &location, std::slice::from_ref(&new), dedupe).await?
+    };
+    if written.needs_confirmation() {
+        tokio::time::sleep(confirm_delay(1).saturating_sub(written.written_at().elapsed())).await;
+        {
+            let _permit = permits.acquire().await.ok();
             confirm_signatures(client, &mut written).await?;
-            Ok(signed)
-        })
-        .buffered(jobs)
-        .collect()
-        .await;
-    Ok(results)
+        }
+        tokio::time::sleep(SETTLE_DELAY.saturating_sub(written.written_at().elapsed())).await;
+        let _permit = permits.acquire().await.ok();
+        confirm_signatures(client, &mut written).await?;
+    }
+    Ok(SignedImage {
+        image: img.pinned(),
+        digest: img.digest.clone(),
+        signature_repository: location.repository.to_string(),
+        signature_tag: location.tag.clone(),
+        docker_reference,
+        payload_digest,
+        outcome: written
+            .outcomes
+            .first()
+            .copied()
+            .unwrap_or(AttachOutcome::AlreadyPresent),
+    })
 }
 
 /// One image's failure in a batch: where, what, and the exit code it maps to.
@@ -223,18 +269,40 @@ pub struct BatchSummary {
     pub already_present: usize,
     /// Images that failed.
     pub failed: usize,
+    /// Images dropped because an earlier one in the list resolved to the same repository and
+    /// digest (the same payload, so the same signature).
+    pub duplicates: usize,
+    /// A failure of the signer that ended the run; reported once, not per image.
+    pub run_failure: Option<RunFailure>,
     /// The first failure's exit code, if any.
     #[serde(skip)]
     pub first_failure: Option<crate::ExitCode>,
 }
 
+/// The signer failed for a whole group of images (wrong PIN, locked token, request denied,
+/// bad signatures): the run stops, and this is reported once with the summary.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunFailure {
+    /// What went wrong.
+    pub error: String,
+    /// The exit code for this failure.
+    #[serde(skip)]
+    pub exit_code: crate::ExitCode,
+    /// The images of the group the signer failed on, pinned, in the order they were submitted.
+    pub images: Vec<String>,
+    /// Whether images after that group were left unstarted.
+    pub rest_not_started: bool,
+}
+
 /// Sign a stream of images (already resolved, or failures from resolving), in batches of the
-/// signer's preferred size, reporting every image's result as soon as it is known. Memory stays
-/// bounded by the batch size, not the number of images. With `fail_fast`, nothing new is
-/// started after the first failure.
+/// signer's preferred size, reporting every image's result as soon as it is final. Memory stays
+/// bounded by the batch size, not the number of images (plus one short string per distinct
+/// image, to drop duplicates). With `fail_fast`, nothing new is started after the first
+/// failure; a failure of the signer itself always stops the run (see [`RunFailure`]).
 pub async fn sign_stream<S, F>(
     client: &RegistryClient,
-    signer: &dyn Signer,
+    opened: &OpenedSigner<'_>,
     images: S,
     opts: &SignOptions,
     fail_fast: bool,
@@ -244,8 +312,9 @@ where
     S: futures::Stream<Item = std::result::Result<ResolvedImage, ImageFailure>>,
     F: FnMut(std::result::Result<&SignedImage, &ImageFailure>),
 {
-    let batch = signer.batch_size().unwrap_or(usize::MAX).max(1);
+    let batch = opened.signer.batch_size().unwrap_or(usize::MAX).max(1);
     let mut summary = BatchSummary::default();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut chunks = std::pin::pin!(images.chunks(batch.min(4096)).fuse());
     let mut pending: Vec<ResolvedImage> = Vec::new();
     let record_failure = |summary: &mut BatchSummary, f: &ImageFailure| {
@@ -257,6 +326,9 @@ where
         let done = next.is_none();
         for item in next.into_iter().flatten() {
             match item {
+                // Same repository and digest: the same payload (identity and annotations are
+                // per run), so signing it again would only find it already present.
+                Ok(img) if !seen.insert(img.pinned()) => summary.duplicates += 1,
                 Ok(img) => pending.push(img),
                 Err(f) => {
                     record_failure(&mut summary, &f);
@@ -276,33 +348,31 @@ where
         }
         let take = pending.len().min(batch);
         let group: Vec<ResolvedImage> = pending.drain(..take).collect();
-        match sign_images(client, signer, &group, opts).await {
-            Ok(results) => {
-                for (img, r) in group.iter().zip(results) {
-                    match r {
-                        Ok(signed) => {
-                            match signed.outcome {
-                                AttachOutcome::Attached => summary.attached += 1,
-                                AttachOutcome::AlreadyPresent => summary.already_present += 1,
-                            }
-                            report(Ok(&signed));
-                        }
-                        Err(e) => {
-                            let f = ImageFailure::new(img.pinned(), &e);
-                            record_failure(&mut summary, &f);
-                            report(Err(&f));
-                        }
-                    }
+        let outcome = sign_images(client, opened, &group, opts, |img, r| match r {
+            Ok(signed) => {
+                match signed.outcome {
+                    AttachOutcome::Attached => summary.attached += 1,
+                    AttachOutcome::AlreadyPresent => summary.already_present += 1,
                 }
+                report(Ok(&signed));
             }
             Err(e) => {
-                // The signer refused the whole batch: every image in it failed the same way.
-                for img in &group {
-                    let f = ImageFailure::new(img.pinned(), &e);
-                    record_failure(&mut summary, &f);
-                    report(Err(&f));
-                }
+                let f = ImageFailure::new(img.pinned(), &e);
+                record_failure(&mut summary, &f);
+                report(Err(&f));
             }
+        })
+        .await;
+        if let Err(e) = outcome {
+            // The signer refused the whole group: one failure for the run, not one per image.
+            summary.first_failure.get_or_insert(e.exit_code());
+            summary.run_failure = Some(RunFailure {
+                error: sigbridge_signer::error_chain(&e),
+                exit_code: e.exit_code(),
+                images: group.iter().map(ResolvedImage::pinned).collect(),
+                rest_not_started: !(done && pending.is_empty()),
+            });
+            return summary;
         }
         if fail_fast && summary.failed > 0 {
             return summary;

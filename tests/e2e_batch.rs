@@ -210,3 +210,194 @@ fn recursive_signs_the_index_and_every_platform_so_containers_image_accepts_all(
         verdict.stderr
     );
 }
+
+#[test]
+fn the_same_image_listed_many_times_is_signed_once_and_reported_truthfully() {
+    let reg = Registry::plain();
+    let sandbox = Sandbox::new();
+    let key = sandbox.pkcs8_key("dupes");
+    let digest = push_image_http(&reg, "dupes/app", "1.0");
+    // 20 identical lines, plus the tag that resolves to the same digest.
+    let mut list = format!("{}\n", reg.image_ref("dupes/app", &digest)).repeat(20);
+    list.push_str(&format!("{}\n", reg.image_ref("dupes/app", "1.0")));
+    let file = sandbox.write("images.txt", &list);
+
+    let run = sandbox
+        .sigbridge()
+        .arg("sign")
+        .signer(&key)
+        .arg("--images-from")
+        .arg(&file)
+        .args(["-o", "json"])
+        .run()
+        .ok();
+    let lines = run.stdout_json_lines();
+    assert_eq!(lines.len(), 1, "{}", run.describe());
+    assert_eq!(lines[0]["outcome"], "attached", "{}", run.describe());
+    assert_eq!(sig_layers(&reg, "dupes/app", &digest).len(), 1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("19 duplicate image reference(s)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "1 attached, 0 already signed, 0 failed, 20 duplicate(s) in the list skipped"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn json_lines_come_out_while_the_run_goes_on() {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+
+    let reg = Registry::plain();
+    let sandbox = Sandbox::new();
+    let key = sandbox.pkcs8_key("stream");
+    // Fewer than one signer batch (256): the whole run is one batch.
+    let refs = common::push_distinct_images(&reg, "stream/app", 200);
+    let file = sandbox.write("images.txt", refs.join("\n"));
+
+    let mut child = sandbox
+        .sigbridge()
+        .arg("sign")
+        .signer(&key)
+        .arg("--images-from")
+        .arg(&file)
+        .args(["--jobs", "2", "-o", "json"])
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sigbridge");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut first = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("read stdout");
+    // Killed as soon as one line is out, as a dying pipeline would be.
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let line: serde_json::Value = serde_json::from_str(first.trim())
+        .unwrap_or_else(|e| panic!("first stdout line {first:?} is not JSON: {e}"));
+    assert_eq!(line["outcome"], "attached", "{line}");
+    let reported = line["digest"].as_str().expect("digest");
+    assert_eq!(
+        sig_layers(&reg, "stream/app", reported).len(),
+        1,
+        "a reported image carries its signature"
+    );
+    let unsigned = refs
+        .iter()
+        .filter_map(|r| r.rsplit_once('@').map(|(_, d)| d))
+        .filter(|d| sig_layers(&reg, "stream/app", d).is_empty())
+        .count();
+    assert!(
+        unsigned > 0,
+        "the first line came out only after every image was signed"
+    );
+}
+
+#[test]
+fn list_errors_name_the_file_and_line() {
+    let reg = Registry::plain();
+    let sandbox = Sandbox::new();
+    let key = sandbox.pkcs8_key("lines");
+    let d = push_image_http(&reg, "lines/app", "1");
+    let good = reg.image_ref("lines/app", &d);
+    let file = sandbox.write("images.txt", format!("# list\n{good}\nNot A Reference!\n"));
+    let run = sandbox
+        .sigbridge()
+        .arg("sign")
+        .signer(&key)
+        .arg("--images-from")
+        .arg(&file)
+        .run()
+        .code_is(exit::INVALID_INPUT);
+    assert!(run.stderr().contains("images.txt:3"), "{}", run.describe());
+
+    let mut bytes = format!("{good}\n").into_bytes();
+    bytes.extend_from_slice(b"\xff\xfe\n");
+    let file = sandbox.write("binary.txt", bytes);
+    let run = sandbox
+        .sigbridge()
+        .arg("sign")
+        .signer(&key)
+        .arg("--images-from")
+        .arg(&file)
+        .run()
+        .code_is(exit::INVALID_INPUT);
+    assert!(run.stderr().contains("binary.txt:2"), "{}", run.describe());
+    assert!(sig_layers(&reg, "lines/app", &d).is_empty());
+}
+
+#[test]
+fn tlog_upload_true_warns_that_nothing_goes_to_a_transparency_log() {
+    let reg = Registry::plain();
+    let sandbox = Sandbox::new();
+    let key = sandbox.pkcs8_key("tlog");
+    let d = push_image_http(&reg, "tlog/app", "1");
+    let image = reg.image_ref("tlog/app", &d);
+    for flag in ["--tlog-upload", "--tlog-upload=true"] {
+        let run = sandbox
+            .sigbridge()
+            .arg("sign")
+            .signer(&key)
+            .arg(flag)
+            .arg(&image)
+            .run()
+            .ok();
+        assert!(
+            run.stderr()
+                .contains("WARNING: sigbridge uploads nothing to a transparency log"),
+            "{}",
+            run.describe()
+        );
+        assert!(run.stderr().contains("--insecure-ignore-tlog"));
+    }
+    let run = sandbox
+        .sigbridge()
+        .arg("sign")
+        .signer(&key)
+        .arg("--tlog-upload=false")
+        .arg(&image)
+        .run()
+        .ok();
+    assert!(!run.stderr().contains("WARNING"), "{}", run.describe());
+}
+
+#[test]
+fn a_wrong_key_password_is_one_error_and_no_registry_request() {
+    let reg = Registry::plain();
+    let sandbox = Sandbox::new();
+    let key = sandbox.cosign_key("locked", "right-password");
+    let refs = common::push_distinct_images(&reg, "password/app", 5);
+    let file = sandbox.write("images.txt", refs.join("\n"));
+    let requests_before = reg.log().lines().count();
+    let run = sandbox
+        .sigbridge()
+        .arg("sign")
+        .signer(&key)
+        .env("COSIGN_PASSWORD", "wrong-password")
+        .arg("--images-from")
+        .arg(&file)
+        .args(["-o", "json"])
+        .run()
+        .code_is(exit::KEY);
+    let errors = run
+        .stderr()
+        .lines()
+        .filter(|l| l.starts_with("Error"))
+        .count();
+    assert_eq!(errors, 1, "{}", run.describe());
+    assert!(run.stdout().is_empty(), "{}", run.describe());
+    assert_eq!(
+        reg.log().lines().count(),
+        requests_before,
+        "the registry was contacted:\n{}",
+        reg.log()
+    );
+}

@@ -648,3 +648,71 @@ fn verify_key_accepts_a_pkcs11_uri_and_a_profile() {
         .arg(&by_digest));
     assert_eq!(out.status.code(), Some(12), "{}", out.describe());
 }
+
+// --- Batches: the signer is opened once per run (issue 10, HSM safety) ---
+
+mod common;
+
+/// pkcs11-spy from OpenSC: a module that logs every call and forwards it to `PKCS11SPY`.
+const PKCS11_SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so";
+
+#[test]
+fn a_wrong_pin_reaches_the_token_once_per_run_and_no_registry_is_touched() {
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    let token = SoftHsm::shared().init_token("e2e-wrong-pin");
+    let key = token.generate(HsmKeyType::P256, "wrong-pin", &[0x57]);
+    let wrong_pin = sb.pin_file("000000000");
+    let spy_log = sb.path("spy.log");
+    // The module is the spy, which forwards to SoftHSM and logs every call it sees.
+    let signer = format!(
+        "{}&pin-source={}",
+        token.uri(&key).replace(SOFTHSM_MODULE, PKCS11_SPY),
+        wrong_pin.display()
+    );
+    // More than one batch of 256: a signer opened per batch would log in twice.
+    let repo = "e2e/wrong-pin";
+    let refs = common::push_distinct_images(&reg, repo, 300);
+    let list = sb.path("images.txt");
+    std::fs::write(&list, refs.join("\n")).expect("write list");
+    let requests_before = reg.log().lines().count();
+
+    let out = run(sb
+        .sigbridge()
+        .env("PKCS11SPY", SOFTHSM_MODULE)
+        .env("PKCS11SPY_OUTPUT", &spy_log)
+        .args(["sign", "--signer", &signer, "--images-from"])
+        .arg(&list)
+        .args(["-o", "json"]));
+    assert_eq!(out.status.code(), Some(4), "{}", out.describe());
+
+    let spy = std::fs::read_to_string(&spy_log).expect("pkcs11-spy log");
+    let logins = spy.lines().filter(|l| l.ends_with(" C_Login")).count();
+    assert_eq!(logins, 1, "C_Login calls seen by pkcs11-spy:\n{spy}");
+    assert!(spy.contains("CKR_PIN_INCORRECT"), "{spy}");
+
+    let stderr = out.stderr_str();
+    assert_eq!(
+        stderr.matches("incorrect").count(),
+        1,
+        "one error for the run, not one per image:\n{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no image was tried, so no per-image lines: {}",
+        out.stdout_str()
+    );
+    assert_eq!(
+        reg.log().lines().count(),
+        requests_before,
+        "the registry was contacted although the signer could not be opened:\n{}",
+        reg.log()
+    );
+    for r in refs.iter().take(3) {
+        let digest = r
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .expect("digest reference");
+        assert!(signature_manifest(&reg, repo, digest).is_none());
+    }
+}

@@ -642,3 +642,161 @@ fn bad_token_and_bad_ids_are_clear_errors() {
     assert_code(&out, 3);
     assert!(!out.stderr_str().contains(TOKEN), "{}", out.describe());
 }
+
+/// The command between backticks in `text` that starts with `prefix`, split as a shell would.
+fn pasted_command(text: &str, prefix: &str) -> Vec<String> {
+    let start = text
+        .find(&format!("`{prefix}"))
+        .unwrap_or_else(|| panic!("no `{prefix}…` command in:\n{text}"));
+    let rest = &text[start + 1..];
+    let end = rest.find('`').expect("closing backtick");
+    shlex::split(&rest[..end]).expect("a command a shell can split")
+}
+
+#[test]
+fn a_denied_batch_is_one_error_for_the_run_not_one_per_image() {
+    let fx = Fixture::new(Approval::Manual);
+    let images: Vec<(String, String)> = ["deny/a", "deny/b", "deny/c"]
+        .iter()
+        .map(|r| fx.image(r))
+        .collect();
+    let refs: Vec<&str> = images.iter().map(|(i, _)| i.as_str()).collect();
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            let reqs = fx.server.wait_for_requests(1, WAIT);
+            fx.server.deny(&reqs[0].id).unwrap();
+        });
+        fx.sign(&["-o", "json"], &refs)
+    });
+    assert_code(&out, 7);
+    let stderr = out.stderr_str();
+    assert_eq!(
+        stderr.matches("denied by an approver").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 image(s) not signed"), "{stderr}");
+    let lines: Vec<serde_json::Value> = out
+        .stdout_str()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", out.describe());
+    assert_eq!(lines[0]["imagesNotSigned"], 3);
+    assert_eq!(lines[0]["exitCode"], 7);
+    for ((_, digest), repo) in images.iter().zip(["deny/a", "deny/b", "deny/c"]) {
+        fx.assert_nothing_attached(repo, digest);
+    }
+}
+
+#[test]
+fn a_wrong_configured_public_key_is_refused_before_anything_is_submitted() {
+    let fx = Fixture::new(Approval::Auto);
+    let (_, wrong) = local_key(fx.dir.path(), "not-the-policy-key");
+    let (image, digest) = fx.image("team/wrong-key-early");
+    let uri = format!("{}&public-key={}", fx.uri(), wrong.display());
+    let out = fx.sigbridge(&["sign", "--signer", &uri, &image]);
+    assert_code(&out, 5);
+    assert!(
+        out.stderr_str().contains("nothing was submitted"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        fx.server.submits(),
+        0,
+        "an approval was spent on a wrong key"
+    );
+    fx.assert_nothing_attached("team/wrong-key-early", &digest);
+}
+
+#[test]
+fn suggested_commands_paste_as_they_are() {
+    let fx = Fixture::new(Approval::Manual);
+    let (image, digest) = fx.image("team/paste");
+    let out = fx.sign(&["--wait-timeout", "1s"], &[&image]);
+    assert_code(&out, 9);
+    let stderr = out.stderr_str();
+    let status = pasted_command(&stderr, "sigbridge signpath status");
+    let out = fx.sigbridge(&status[1..].iter().map(String::as_str).collect::<Vec<_>>());
+    assert_code(&out, 0);
+    assert!(
+        out.stdout_str().contains("WaitingForApproval"),
+        "{}",
+        out.describe()
+    );
+    let resume = pasted_command(&stderr, "sigbridge sign");
+    assert!(resume.contains(&"--signer".to_string()), "{resume:?}");
+    assert!(resume.contains(&fx.uri()), "{resume:?}");
+    fx.assert_nothing_attached("team/paste", &digest);
+}
+
+#[test]
+fn no_wait_json_gives_the_images_in_order_and_resume_order_matters() {
+    let fx = Fixture::new(Approval::Manual);
+    let images: Vec<(String, String)> = ["order/a", "order/b", "order/c"]
+        .iter()
+        .map(|r| fx.image(r))
+        .collect();
+    let refs: Vec<&str> = images.iter().map(|(i, _)| i.as_str()).collect();
+    let out = fx.sign(&["--no-wait", "-o", "json"], &refs);
+    assert_code(&out, 0);
+    let json: serde_json::Value =
+        serde_json::from_str(out.stdout_str().trim()).expect("one JSON object");
+    let id = json["signingRequestId"].as_str().expect("id").to_string();
+    let listed: Vec<&str> = json["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|v| v.as_str().expect("string"))
+        .collect();
+    assert_eq!(listed, refs, "pinned images in submission order");
+    fx.server.approve(&id).unwrap();
+
+    // The same images in another order: refused, saying order matters and giving the order.
+    let reordered = [refs[2], refs[0], refs[1]];
+    let out = fx.sign(&["--resume", &id], &reordered);
+    assert_code(&out, 5);
+    let stderr = out.stderr_str();
+    assert!(stderr.contains("the order matters"), "{stderr}");
+    let a = stderr.find(&images[0].1).expect("first digest listed");
+    let c = stderr.rfind(&images[2].1).expect("last digest listed");
+    assert!(a < c, "{stderr}");
+    for (_, d) in &images {
+        let repo =
+            ["order/a", "order/b", "order/c"][images.iter().position(|(_, x)| x == d).unwrap()];
+        fx.assert_nothing_attached(repo, d);
+    }
+
+    // The printed command finishes the run.
+    let resume = shlex::split(json["resumeCommand"].as_str().expect("resumeCommand"))
+        .expect("a command a shell can split");
+    let out = fx.sigbridge(&resume[1..].iter().map(String::as_str).collect::<Vec<_>>());
+    assert_code(&out, 0);
+    for (image, _) in &images {
+        fx.verify_with_cosign(image);
+    }
+    assert_eq!(fx.server.submits(), 1);
+}
+
+#[test]
+fn log_format_json_makes_the_wait_lines_json() {
+    let fx = Fixture::new(Approval::Auto);
+    let (image, _) = fx.image("team/json-log");
+    let uri = fx.uri();
+    let out = fx.sigbridge(&["--log-format", "json", "sign", "--signer", &uri, &image]);
+    assert_code(&out, 0);
+    let stderr = out.stderr_str();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Submitted SignPath signing request"))),
+        "{stderr}"
+    );
+    fx.verify_with_cosign(&image);
+}

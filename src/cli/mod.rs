@@ -99,7 +99,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Generate(a) => generate::run(a).await,
-        Command::Sign(a) => sign::run(a).await,
+        Command::Sign(a) => sign::run(a, cli.log_format).await,
         Command::Attach(a) => attach::run(a).await,
         Command::Verify(a) => verify::run(a).await,
         Command::GenerateKeyPair(a) => generate_key_pair::run(a).await,

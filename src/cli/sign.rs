@@ -1,7 +1,7 @@
 //! `sigbridge sign --signer SIGNER IMAGE...`: the whole flow, for one image or a release of
 //! thousands, in one process with bounded concurrency.
 
-use std::io::{BufRead as _, IsTerminal as _, Read as _};
+use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -9,12 +9,12 @@ use futures::stream::StreamExt as _;
 use sigbridge::payload::parse_annotations;
 use sigbridge::reference::ImageReference;
 use sigbridge::resolve::{expand_recursive, resolve_image};
-use sigbridge::sign::{sign_stream, ImageFailure, SignOptions};
+use sigbridge::sign::{sign_stream, ImageFailure, OpenedSigner, RunFailure, SignOptions};
 use sigbridge::signer::{open_signer_with, SignerSpec};
 use sigbridge::{Error, ExitCode};
 
 use super::common::{signature_repository_override, CosignPasswords, RegistryArgs};
-use super::OutputFormat;
+use super::{LogFormat, OutputFormat};
 
 /// Lines longer than this in --images-from are not image references.
 const MAX_REFERENCE_LINE: usize = 4096;
@@ -85,36 +85,58 @@ pub struct Args {
     #[arg(long, short = 'y', hide = true)]
     pub yes: bool,
 
-    /// Accepted for cosign compatibility; sigbridge has no transparency-log upload.
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "false")]
+    /// Accepted for cosign compatibility; sigbridge uploads nothing to a transparency log, so
+    /// anything but `--tlog-upload=false` prints a warning (cosign's default is true).
+    #[arg(
+        long,
+        hide = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
     pub tlog_upload: Option<bool>,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let annotations = parse_annotations(&args.annotations)?;
     if let Some(identity) = &args.identity {
         ImageReference::parse(identity)
             .with_context(|| format!("--identity {identity:?} is not an image reference"))?;
     }
+    if args.tlog_upload == Some(true) {
+        eprintln!(
+            "WARNING: sigbridge uploads nothing to a transparency log (--tlog-upload is accepted for cosign compatibility only): verify with `cosign verify --key ... --insecure-ignore-tlog`"
+        );
+    }
     // Every reference is parsed before anything touches a registry or a key, so a typo in line
     // 900 of a release list fails the run before anything was signed.
-    let references = collect_references(&args)?;
+    let list = collect_references(&args)?;
+    if list.duplicates > 0 {
+        eprintln!(
+            "Note: {} duplicate image reference(s) in the list were dropped; each image is signed once.",
+            list.duplicates
+        );
+    }
+    let references = list.references;
     let spec = SignerSpec::parse(&args.signer)?;
     let signpath = super::signpath::sign_options(
         &args.signer,
         args.no_wait,
         args.resume.as_deref(),
         args.wait_timeout.as_deref(),
+        log_format,
     )?;
     let signer = open_signer_with(&spec, &CosignPasswords, &signpath)?;
+    // The signer is opened (module, login, key; password; SignPath key check) before any
+    // registry work: a wrong PIN or password fails the run once, with nothing touched.
+    let opened = OpenedSigner::open(signer.as_ref()).await?;
     let client = args.registry.client()?;
     let signature_repository = signature_repository_override()?;
     let jobs = usize::from(args.jobs);
 
-    let progress = Progress::new(references.len() as u64, args.output);
     let tag_warnings = references
         .iter()
         .filter(|(_, r)| r.digest().is_none())
@@ -124,6 +146,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "WARNING: {tag_warnings} image reference(s) use a tag, not a digest. Each tag is resolved once, now, and the digest is what is signed and printed."
         );
     }
+    let progress = Progress::new(
+        references.len() as u64,
+        args.output,
+        std::io::stderr().is_terminal(),
+    );
 
     // Resolution runs in its own task so the registry lookups of the next batch overlap with
     // signing and attaching the current one.
@@ -169,65 +196,135 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let started = Instant::now();
     let images = tokio_stream_from(rx);
-    let summary = sign_stream(
-        &client,
-        signer.as_ref(),
-        images,
-        &opts,
-        args.fail_fast,
-        |result| {
-            if super::signpath::submitted_without_waiting(&signpath) {
-                return;
+    let mut write_error: Option<std::io::Error> = None;
+    let summary = sign_stream(&client, &opened, images, &opts, args.fail_fast, |result| {
+        progress.record(&result);
+        let line = match (result, args.output) {
+            (Ok(signed), OutputFormat::Text) => Some(signed.image.clone()),
+            (Ok(signed), OutputFormat::Json) => serde_json::to_string(signed).ok(),
+            (Err(failure), OutputFormat::Json) => Some(
+                serde_json::json!({
+                    "image": failure.image,
+                    "error": failure.error,
+                    "exitCode": failure.exit_code as u8,
+                })
+                .to_string(),
+            ),
+            (Err(_), OutputFormat::Text) => None,
+        };
+        if let Some(line) = line {
+            // Each line is flushed as soon as the image is final, so a pipeline that dies
+            // mid-run still knows what was done.
+            if let Err(e) = progress.stdout_line(&line) {
+                write_error.get_or_insert(e);
             }
-            progress.record(&result);
-            match (result, args.output) {
-                (Ok(signed), OutputFormat::Text) => println!("{}", signed.image),
-                (Ok(signed), OutputFormat::Json) => {
-                    println!("{}", serde_json::to_string(signed).unwrap_or_default())
-                }
-                (Err(failure), OutputFormat::Json) => {
-                    let line = serde_json::json!({
-                        "image": failure.image,
-                        "error": failure.error,
-                        "exitCode": failure.exit_code as u8,
-                    });
-                    println!("{line}");
-                }
-                (Err(_), OutputFormat::Text) => {}
-            }
-            if let Err(failure) = result {
-                progress.println(&format!(
-                    "Error: signing {}: {}",
-                    failure.image, failure.error
-                ));
-            }
-        },
-    )
+        }
+        if let Err(failure) = result {
+            progress.println(&format!(
+                "Error: signing {}: {}",
+                failure.image, failure.error
+            ));
+        }
+    })
     .await;
     resolver.abort();
     progress.finish();
-    if let Some(code) = super::signpath::finish_no_wait(&signpath, args.output) {
+    if let Some(e) = write_error {
+        return Err(e).context("writing results to standard output");
+    }
+    let submitted_images = summary
+        .run_failure
+        .as_ref()
+        .map(|f| f.images.as_slice())
+        .unwrap_or_default();
+    if let Some(code) =
+        super::signpath::finish_no_wait(&signpath, args.output, &args.signer, submitted_images)
+    {
         return Ok(code);
     }
 
     let total = summary.attached + summary.already_present + summary.failed;
     let elapsed = started.elapsed().as_secs_f64();
-    if total > 1 || summary.failed > 0 {
+    let duplicates = list.duplicates + summary.duplicates;
+    if total > 1 || summary.failed > 0 || duplicates > 0 {
+        let duplicates = if duplicates > 0 {
+            format!(", {duplicates} duplicate(s) in the list skipped")
+        } else {
+            String::new()
+        };
         eprintln!(
-            "Signed {} image(s): {} attached, {} already signed, {} failed in {elapsed:.1} s ({:.1} images/s)",
+            "Signed {} image(s): {} attached, {} already signed, {} failed{duplicates} in {elapsed:.1} s ({} images/s)",
             total - summary.failed,
             summary.attached,
             summary.already_present,
             summary.failed,
-            total as f64 / elapsed.max(1e-9),
+            format_rate(total as f64 / elapsed.max(1e-9)),
         );
+    }
+    if let Some(failure) = &summary.run_failure {
+        report_run_failure(failure, args.output)?;
     }
     Ok(summary.first_failure.unwrap_or(ExitCode::Success))
 }
 
-/// References from the arguments and --images-from, each parsed up front.
-fn collect_references(args: &Args) -> anyhow::Result<Vec<(String, ImageReference)>> {
-    let mut inputs: Vec<String> = args.images.clone();
+/// The signer failed for a whole group: one line on stderr (and one JSON line), not one per
+/// image.
+fn report_run_failure(failure: &RunFailure, output: OutputFormat) -> anyhow::Result<()> {
+    let rest = if failure.rest_not_started {
+        "; the images after them were not started"
+    } else {
+        ""
+    };
+    eprintln!(
+        "Error: {} ({} image(s) not signed{rest})",
+        failure.error,
+        failure.images.len()
+    );
+    if output == OutputFormat::Json {
+        let line = serde_json::json!({
+            "error": failure.error,
+            "exitCode": failure.exit_code as u8,
+            "imagesNotSigned": failure.images.len(),
+            "restNotStarted": failure.rest_not_started,
+        });
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// A rate as a whole number per second (`12`), or with one decimal below 10 (`0.4`), so a
+/// progress line does not show `116.2163/s`.
+fn format_rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        "0".to_string()
+    } else if per_sec < 10.0 {
+        format!("{per_sec:.1}")
+    } else {
+        format!("{}", per_sec.round() as u64)
+    }
+}
+
+/// The references to sign, each parsed, in list order, without repeats.
+struct ReferenceList {
+    /// (the input as given, the parsed reference).
+    references: Vec<(String, ImageReference)>,
+    /// Inputs dropped because the same reference came earlier.
+    duplicates: usize,
+}
+
+/// References from the arguments and --images-from, each parsed up front. An error names the
+/// place (`FILE:LINE`, or the argument) of the line it is about. The same reference given
+/// twice is kept once (before any registry lookup, so 10,000 identical lines cost one);
+/// different references to the same image are dropped later, once resolved.
+fn collect_references(args: &Args) -> anyhow::Result<ReferenceList> {
+    let mut inputs: Vec<(String, String)> = args
+        .images
+        .iter()
+        .enumerate()
+        .map(|(n, image)| (format!("image argument {}", n + 1), image.clone()))
+        .collect();
     if let Some(source) = &args.images_from {
         let mut reader: Box<dyn std::io::BufRead> = if source == "-" {
             Box::new(std::io::BufReader::new(std::io::stdin()))
@@ -247,7 +344,7 @@ fn collect_references(args: &Args) -> anyhow::Result<Vec<(String, ImageReference
                 .take(MAX_REFERENCE_LINE as u64 + 2)
                 .read_until(b'\n', &mut buf)
                 .map_err(|e| Error::Io {
-                    path: source.clone(),
+                    path: format!("{source}:{}", n + 1),
                     source: e,
                 })?;
             if read == 0 {
@@ -265,54 +362,71 @@ fn collect_references(args: &Args) -> anyhow::Result<Vec<(String, ImageReference
                     "{source}:{n}: line longer than {MAX_REFERENCE_LINE} bytes"
                 )));
             }
-            let line = String::from_utf8(buf).map_err(|_| Error::Io {
-                path: source.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "stream did not contain valid UTF-8",
-                ),
+            let line = String::from_utf8(buf).map_err(|_| {
+                Error::InvalidInput(format!(
+                    "{source}:{n}: not valid UTF-8: the list must be UTF-8 text, one image reference per line"
+                ))
             })?;
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            inputs.push(line.to_string());
+            inputs.push((format!("{source}:{n}"), line.to_string()));
         }
     }
     if inputs.is_empty() {
         anyhow::bail!(Error::InvalidInput("no images to sign".into()));
     }
-    inputs
-        .into_iter()
-        .map(|input| {
-            let reference = ImageReference::parse(&input).map_err(Error::from)?;
-            Ok((input, reference))
-        })
-        .collect()
+    let mut seen = std::collections::HashSet::new();
+    let mut duplicates = 0;
+    let mut references = Vec::with_capacity(inputs.len());
+    for (place, input) in inputs {
+        let reference = ImageReference::parse(&input)
+            .map_err(|e| Error::InvalidInput(format!("{place}: {input:?}: {e}")))?;
+        if !seen.insert(reference.to_string()) {
+            duplicates += 1;
+            continue;
+        }
+        references.push((input, reference));
+    }
+    Ok(ReferenceList {
+        references,
+        duplicates,
+    })
 }
 
 fn tokio_stream_from<T>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// A progress bar on a terminal (done/total, rate, failures); nothing otherwise, where the
-/// per-image lines on stdout are the record.
+/// A progress bar on stderr when stderr is a terminal (done/total, rate, failures); nothing
+/// otherwise, where the per-image lines on stdout are the record. The bar is drawn from the
+/// first result on, so it never draws over a PIN or password prompt or a signing service's own
+/// wait display, and advances by one per image.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
     failures: std::sync::atomic::AtomicUsize,
 }
 
 impl Progress {
-    fn new(total: u64, output: OutputFormat) -> Self {
-        let show = std::io::stderr().is_terminal() && (total > 1 || output == OutputFormat::Json);
+    fn new(total: u64, output: OutputFormat, terminal: bool) -> Self {
+        let show = terminal && (total > 1 || output == OutputFormat::Json);
         let bar = show.then(|| {
-            let bar = indicatif::ProgressBar::new(total);
+            let bar = indicatif::ProgressBar::hidden();
+            bar.set_length(total);
             let style = indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {per_sec} {msg}",
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {rate} {msg}",
             )
+            .map(|style| {
+                style.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{}/s", format_rate(state.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
             bar.set_style(style);
-            bar.enable_steady_tick(std::time::Duration::from_millis(200));
             bar
         });
         Self {
@@ -323,6 +437,11 @@ impl Progress {
 
     fn record<T>(&self, result: &Result<T, &ImageFailure>) {
         if let Some(bar) = &self.bar {
+            if bar.is_hidden() {
+                bar.reset_elapsed();
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            }
             if result.is_err() {
                 let n = self
                     .failures
@@ -338,10 +457,24 @@ impl Progress {
         }
     }
 
+    /// One line on stdout, flushed; drawn around the bar so no stale bar is left when stdout
+    /// is the same terminal.
+    fn stdout_line(&self, line: &str) -> std::io::Result<()> {
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{line}")?;
+            out.flush()
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+
     fn println(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            Some(bar) if !bar.is_hidden() => bar.suspend(|| eprintln!("{line}")),
+            _ => eprintln!("{line}"),
         }
     }
 
@@ -349,5 +482,34 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+impl Drop for Progress {
+    /// An early return (an error) must not leave a half-drawn bar behind.
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_whole_numbers_above_ten_and_one_decimal_below() {
+        assert_eq!(format_rate(116.2163), "116");
+        assert_eq!(format_rate(12.5), "13");
+        assert_eq!(format_rate(3.04), "3.0");
+        assert_eq!(format_rate(0.0), "0");
+        assert_eq!(format_rate(f64::NAN), "0");
+        assert_eq!(format_rate(f64::INFINITY), "0");
+    }
+
+    #[test]
+    fn without_a_terminal_there_is_no_bar() {
+        assert!(Progress::new(600, OutputFormat::Json, false).bar.is_none());
+        assert!(Progress::new(600, OutputFormat::Text, false).bar.is_none());
+        assert!(Progress::new(600, OutputFormat::Text, true).bar.is_some());
     }
 }

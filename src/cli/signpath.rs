@@ -4,9 +4,9 @@
 use sigbridge::signer::{open_signpath, SignerSpec};
 use sigbridge::{Error, ExitCode};
 use sigbridge_signer::SignerError;
-use sigbridge_signpath::{parse_duration, ClientError, Mode, RequestId, SignPathOptions};
+use sigbridge_signpath::{parse_duration, ClientError, Mode, Reporter, RequestId, SignPathOptions};
 
-use super::OutputFormat;
+use super::{LogFormat, OutputFormat};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -153,6 +153,7 @@ pub(super) fn sign_options(
     no_wait: bool,
     resume: Option<&str>,
     wait_timeout: Option<&str>,
+    log_format: LogFormat,
 ) -> anyhow::Result<SignPathOptions> {
     let mut options = SignPathOptions::default();
     // --wait-timeout may come from SIGBRIDGE_SIGNPATH_WAIT_TIMEOUT set for every job, so it is
@@ -163,6 +164,14 @@ pub(super) fn sign_options(
         anyhow::bail!(Error::InvalidInput(
             "--no-wait and --resume apply only to signpath:// signers".into()
         ));
+    }
+    options.signer_arg = Some(
+        shlex::try_quote(signer)
+            .map(|q| q.into_owned())
+            .unwrap_or_else(|_| signer.to_string()),
+    );
+    if log_format == LogFormat::Json {
+        options.reporter = Reporter::Json;
     }
     if no_wait {
         options.mode = Mode::SubmitOnly;
@@ -177,29 +186,46 @@ pub(super) fn sign_options(
     Ok(options)
 }
 
-/// Whether `sign` should stay quiet about per-image results: with `--no-wait`, once the
-/// request is submitted the images are not failures, they are pending.
-pub(super) fn submitted_without_waiting(options: &SignPathOptions) -> bool {
-    options.mode == Mode::SubmitOnly
-        && options
-            .submitted
-            .lock()
-            .map(|s| s.is_some())
-            .unwrap_or(false)
-}
-
-/// With `--no-wait`: print the submitted request's id and return the exit code (0).
-pub(super) fn finish_no_wait(options: &SignPathOptions, output: OutputFormat) -> Option<ExitCode> {
+/// With `--no-wait`: print the submitted request's id (and, with `-o json`, the pinned images
+/// in the order `--resume` needs them), the command that finishes the run, and return the exit
+/// code (0).
+pub(super) fn finish_no_wait(
+    options: &SignPathOptions,
+    output: OutputFormat,
+    signer: &str,
+    images: &[String],
+) -> Option<ExitCode> {
     if options.mode != Mode::SubmitOnly {
         return None;
     }
     let id = options.submitted.lock().ok()?.clone()?;
+    let resume = resume_command(signer, &id, images);
     match output {
         OutputFormat::Text => println!("{id}"),
         OutputFormat::Json => println!(
             "{}",
-            serde_json::json!({ "signingRequestId": id.to_string() })
+            serde_json::json!({
+                "signingRequestId": id.to_string(),
+                "images": images,
+                "resumeCommand": resume,
+            })
         ),
     }
+    eprintln!("Once the request is approved, attach the signatures with (same images, same order):\n    {resume}");
     Some(ExitCode::Success)
+}
+
+/// `sigbridge sign --signer SIGNER --resume ID IMAGE...`, quoted for a POSIX shell.
+pub(super) fn resume_command(signer: &str, id: &RequestId, images: &[String]) -> String {
+    let id = id.to_string();
+    let mut words = vec![
+        "sigbridge",
+        "sign",
+        "--signer",
+        signer,
+        "--resume",
+        id.as_str(),
+    ];
+    words.extend(images.iter().map(String::as_str));
+    shlex::try_join(words.iter().copied()).unwrap_or_else(|_| words.join(" "))
 }

@@ -236,6 +236,11 @@ impl Sigbridge {
         }
     }
 
+    /// The command itself, for tests that watch a running process (stdin closed).
+    pub fn command(self) -> Command {
+        self.cmd
+    }
+
     /// Runs to completion (stdin closed unless [`Sigbridge::stdin`] was used).
     pub fn run(mut self) -> Run {
         let what = describe(&self.cmd);
@@ -555,5 +560,37 @@ pub fn pem_body(pem: &str) -> String {
         .filter(|l| !l.starts_with("-----"))
         .collect::<String>()
         .split_whitespace()
+        .collect()
+}
+
+/// `n` distinct images in `repo` (one shared config and layer, manifests that differ by an
+/// annotation), pushed over raw HTTP because hundreds of skopeo pushes would be slow; returns
+/// their digest references.
+pub fn push_distinct_images(reg: &Registry, repo: &str, n: usize) -> Vec<String> {
+    const CONFIG: &[u8] =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    const LAYER: &[u8] = b"layer";
+    let config = put_blob(reg, repo, CONFIG);
+    let layer = put_blob(reg, repo, LAYER);
+    (0..n)
+        .map(|i| {
+            let manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": CONFIG.len()},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": LAYER.len()}],
+                "annotations": {"n": i.to_string()},
+            });
+            let body = serde_json::to_vec(&manifest).expect("JSON");
+            let digest = sha256_digest(&body);
+            put_manifest(
+                reg,
+                repo,
+                &digest,
+                &body,
+                "application/vnd.oci.image.manifest.v1+json",
+            );
+            reg.image_ref(repo, &digest)
+        })
         .collect()
 }

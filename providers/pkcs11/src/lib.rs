@@ -8,7 +8,9 @@
 //!
 //! cryptoki calls block, so the [`Signer`] runs them under `tokio::task::spawn_blocking`, one
 //! at a time, over one session that lives as long as the signer: a batch of payloads is signed
-//! with one login and one session. The module is loaded and the user logged in on first use.
+//! with one login and one session. The module is loaded and the user logged in on first use
+//! (callers open it before any other work by asking for the public key); if that fails, the
+//! failure is remembered and returned by every later call, so a wrong PIN reaches the token once.
 
 #![forbid(unsafe_code)]
 
@@ -25,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use cryptoki::session::Session;
 use sigbridge_signer::pem;
-use sigbridge_signer::{CertificateMaterial, PublicKey, Signer, SignerError};
+use sigbridge_signer::{CertificateMaterial, PublicKey, Signer, SignerError, SignerErrorKind};
 
 pub use error::Pkcs11Error;
 pub use keys::KeyName;
@@ -102,7 +104,18 @@ struct Inner {
     pins: PinSources,
     ignore_certificate: bool,
     cert_chain: Option<PathBuf>,
-    state: Mutex<Option<Opened>>,
+    state: Mutex<State>,
+}
+
+/// Where opening the token stands. A failure is kept for the life of the signer: opening again
+/// would log in again, and a wrong PIN retried once per batch locks a token that allows only a
+/// few tries.
+enum State {
+    /// Not tried yet.
+    Closed,
+    Opened(Box<Opened>),
+    /// The first try failed; every later use reports the same failure without touching the token.
+    Failed(SignerErrorKind, String),
 }
 
 /// Everything the first use establishes; the session is reused for every later call.
@@ -162,7 +175,7 @@ impl Pkcs11Signer {
                 module,
                 key_name,
                 pins,
-                state: Mutex::new(None),
+                state: Mutex::new(State::Closed),
             }),
         })
     }
@@ -185,21 +198,23 @@ impl Pkcs11Signer {
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let mut state = inner
-                .state
-                .lock()
-                .map_err(|_| Pkcs11Error::Internal("signer state poisoned".into()))?;
-            if state.is_none() {
-                *state = Some(inner.open()?);
+            let mut state = inner.state.lock().map_err(|_| {
+                SignerError::from(Pkcs11Error::Internal("signer state poisoned".into()))
+            })?;
+            if matches!(*state, State::Closed) {
+                *state = match inner.open() {
+                    Ok(opened) => State::Opened(Box::new(opened)),
+                    Err(e) => State::Failed(e.kind(), e.to_string()),
+                };
             }
-            match state.as_ref() {
-                Some(opened) => f(opened),
-                None => Err(Pkcs11Error::Internal("signer state missing".into())),
+            match &*state {
+                State::Opened(opened) => f(opened).map_err(SignerError::from),
+                State::Failed(kind, message) => Err(SignerError::new(*kind, message.clone())),
+                State::Closed => Err(Pkcs11Error::Internal("signer state missing".into()).into()),
             }
         })
         .await
         .map_err(|e| SignerError::from(Pkcs11Error::Internal(format!("PKCS#11 worker: {e}"))))?
-        .map_err(SignerError::from)
     }
 }
 

@@ -12,8 +12,8 @@ use crate::status::RequestStatus;
 
 /// Receives the events of one signing request's life.
 pub trait WaitReporter: Send + Sync {
-    /// A request was created.
-    fn submitted(&self, id: &RequestId, payloads: usize);
+    /// A request was created; `resume` is the command that picks it up again.
+    fn submitted(&self, id: &RequestId, payloads: usize, resume: &str);
     /// A status was read.
     fn status(&self, id: &RequestId, status: &RequestStatus, elapsed: Duration);
     /// The wait is over (whatever the outcome).
@@ -28,6 +28,8 @@ pub enum Reporter {
     Console,
     /// Only `tracing` events.
     Quiet,
+    /// One JSON object per line on stderr instead of plain lines (`--log-format json`).
+    Json,
 }
 
 impl Reporter {
@@ -38,19 +40,23 @@ impl Reporter {
             }),
             Self::Console => Box::new(Lines {
                 last: Mutex::new(None),
-                echo: true,
+                echo: Echo::Text,
             }),
             Self::Quiet => Box::new(Lines {
                 last: Mutex::new(None),
-                echo: false,
+                echo: Echo::None,
+            }),
+            Self::Json => Box::new(Lines {
+                last: Mutex::new(None),
+                echo: Echo::Json,
             }),
         }
     }
 }
 
-fn submitted_line(id: &RequestId, payloads: usize) -> String {
+fn submitted_line(id: &RequestId, payloads: usize, resume: &str) -> String {
     format!(
-        "Submitted SignPath signing request {id} ({payloads} payload{}). If this process stops, pick it up again with `sigbridge sign --resume {id}` and the same signer and images.",
+        "Submitted SignPath signing request {id} ({payloads} payload{}). If this process stops, pick it up again with `{resume}` (the same images, annotations and identity, in the same order).",
         if payloads == 1 { "" } else { "s" }
     )
 }
@@ -60,8 +66,8 @@ struct Spinner {
 }
 
 impl WaitReporter for Spinner {
-    fn submitted(&self, id: &RequestId, payloads: usize) {
-        eprintln!("{}", submitted_line(id, payloads));
+    fn submitted(&self, id: &RequestId, payloads: usize, resume: &str) {
+        eprintln!("{}", submitted_line(id, payloads, resume));
     }
 
     fn status(&self, id: &RequestId, status: &RequestStatus, _elapsed: Duration) {
@@ -105,18 +111,41 @@ impl WaitReporter for Spinner {
 struct Lines {
     /// Last status shown and when a line was last written.
     last: Mutex<Option<(String, Instant)>>,
-    echo: bool,
+    echo: Echo,
+}
+
+/// How [`Lines`] shows events on stderr besides the `tracing` events.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Echo {
+    None,
+    Text,
+    /// In the shape of the JSON log lines (`level`, `fields.message`).
+    Json,
+}
+
+impl Echo {
+    fn line(self, id: &RequestId, message: &str) {
+        match self {
+            Echo::None => {}
+            Echo::Text => eprintln!("{message}"),
+            Echo::Json => eprintln!(
+                "{}",
+                serde_json::json!({
+                    "level": "INFO",
+                    "fields": {"message": message, "signing_request": id.to_string()},
+                })
+            ),
+        }
+    }
 }
 
 /// How often an unchanged status is logged again.
 const REPEAT_EVERY: Duration = Duration::from_secs(60);
 
 impl WaitReporter for Lines {
-    fn submitted(&self, id: &RequestId, payloads: usize) {
+    fn submitted(&self, id: &RequestId, payloads: usize, resume: &str) {
         tracing::info!(signing_request = %id, payloads, "submitted SignPath signing request");
-        if self.echo {
-            eprintln!("{}", submitted_line(id, payloads));
-        }
+        self.echo.line(id, &submitted_line(id, payloads, resume));
     }
 
     fn status(&self, id: &RequestId, status: &RequestStatus, elapsed: Duration) {
@@ -140,10 +169,13 @@ impl WaitReporter for Lines {
             elapsed_s = elapsed.as_secs(),
             "SignPath signing request status"
         );
-        if self.echo && changed {
-            eprintln!(
-                "SignPath signing request {id}: {shown} (after {})",
-                format_elapsed(elapsed)
+        if changed {
+            self.echo.line(
+                id,
+                &format!(
+                    "SignPath signing request {id}: {shown} (after {})",
+                    format_elapsed(elapsed)
+                ),
             );
         }
     }

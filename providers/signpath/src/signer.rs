@@ -56,6 +56,9 @@ pub struct SignPathOptions {
     pub limits: ExtractLimits,
     /// Largest signed or unsigned artifact download.
     pub max_download: u64,
+    /// The `--signer` argument as the user gave it, already quoted for a shell, so the
+    /// commands suggested in messages can be pasted as they are.
+    pub signer_arg: Option<String>,
 }
 
 /// Default wait for a final status: long enough for a person to approve.
@@ -73,6 +76,7 @@ impl Default for SignPathOptions {
             reporter: Reporter::Console,
             limits: ExtractLimits::default(),
             max_download: 64 * 1024 * 1024,
+            signer_arg: None,
         }
     }
 }
@@ -130,14 +134,39 @@ fn client_err(e: ClientError) -> SignerError {
     err(e.kind(), e.to_string())
 }
 
-/// `client_err`, plus how to pick the request up again.
-fn client_err_for(id: &RequestId, e: ClientError) -> SignerError {
-    err(
-        e.kind(),
-        format!(
-            "{e} (signing request {id} is unaffected: check it with `sigbridge signpath status {id}` and continue with `sigbridge sign --resume {id}`)"
-        ),
-    )
+/// The digests a request's zip was built for, in submission order, from its entry names
+/// (`payloads/NNN-sha256-HEX.json`); empty when the names do not carry them (one payload).
+fn digests_in_zip(zip: &[u8]) -> Vec<String> {
+    let Ok(mut archive) = zip::ZipArchive::new(std::io::Cursor::new(zip)) else {
+        return Vec::new();
+    };
+    let mut named: Vec<(u32, String)> = (0..archive.len())
+        .filter_map(|i| {
+            let file = archive.by_index_raw(i).ok()?;
+            let rest = file
+                .name()
+                .strip_prefix("payloads/")?
+                .strip_suffix(".json")?;
+            let (n, hex) = rest.split_once("-sha256-")?;
+            Some((n.parse().ok()?, format!("sha256:{hex}")))
+        })
+        .collect();
+    named.sort();
+    named.into_iter().map(|(_, d)| d).collect()
+}
+
+/// What IMAGE... in a suggested resume command stands for.
+const SAME_IMAGES: &str = "the same images, annotations and identity, in the same order";
+
+/// At most 20 items, then "and N more".
+fn short_list(items: &[String]) -> String {
+    let mut shown: Vec<&str> = items.iter().take(20).map(String::as_str).collect();
+    let more;
+    if items.len() > 20 {
+        more = format!("and {} more", items.len() - 20);
+        shown.push(&more);
+    }
+    shown.join(", ")
 }
 
 fn key_from_bytes(bytes: &[u8], origin: &str) -> Result<PublicKey, SignerError> {
@@ -175,6 +204,64 @@ impl SignPathSigner {
         })
     }
 
+    /// `sigbridge signpath SUB --signer SIGNER ID`, or `sigbridge sign --signer SIGNER --resume
+    /// ID IMAGE...` for `resume`, ready to paste.
+    fn command(&self, sub: &str, id: &RequestId) -> String {
+        let signer = self.options.signer_arg.as_deref().unwrap_or("SIGNER");
+        match sub {
+            "resume" => format!("sigbridge sign --signer {signer} --resume {id} IMAGE..."),
+            _ => format!("sigbridge signpath {sub} --signer {signer} {id}"),
+        }
+    }
+
+    /// `client_err`, plus how to pick the request up again.
+    fn client_err_for(&self, id: &RequestId, e: ClientError) -> SignerError {
+        err(
+            e.kind(),
+            format!(
+                "{e} (signing request {id} is unaffected: check it with `{}` and continue with `{}`, {SAME_IMAGES})",
+                self.command("status", id),
+                self.command("resume", id),
+            ),
+        )
+    }
+
+    /// Why a resumed request does not hold our payloads, and what to give instead: the order
+    /// decides which payload is which, so the same images in another order do not match.
+    fn resume_mismatch(
+        &self,
+        id: &RequestId,
+        unsigned: &[u8],
+        artifact: &Artifact,
+        e: &dyn std::fmt::Display,
+    ) -> SignerError {
+        let submitted = digests_in_zip(unsigned);
+        let ours = digests_in_zip(&artifact.zip);
+        let advice = if submitted.is_empty() {
+            "give the same images, annotations and identity as when it was submitted, in the same order".to_string()
+        } else {
+            let mut a = submitted.clone();
+            let mut b = ours.clone();
+            a.sort();
+            b.sort();
+            if a == b {
+                format!(
+                    "it holds the same images in another order, and the order matters: give them in the order they were submitted: {}",
+                    short_list(&submitted)
+                )
+            } else {
+                format!(
+                    "give the same images, annotations and identity as when it was submitted, in the same order; it was submitted for: {}",
+                    short_list(&submitted)
+                )
+            }
+        };
+        err(
+            SignerErrorKind::BadSignature,
+            format!("cannot resume signing request {id}: {e}; {advice}"),
+        )
+    }
+
     /// The HTTP client (for `status` and `cancel`).
     pub fn client(&self) -> &SignPathClient {
         &self.client
@@ -190,7 +277,19 @@ impl SignPathSigner {
                     format!("cannot read the SignPath public key {origin}: {e}"),
                 )
             })?;
-            return key_from_bytes(&bytes, &origin);
+            let key = key_from_bytes(&bytes, &origin)?;
+            // Checked before anything is submitted: a wrong key found after signing would have
+            // spent a person's approval on signatures that are then refused.
+            if let Some(der) = self.client.policy_certificate().await.map_err(client_err)? {
+                let policy = key_from_bytes(&der, "the signing policy's certificate")?;
+                if policy != key {
+                    return Err(err(
+                        SignerErrorKind::BadSignature,
+                        format!("the public key {origin} is not the key of the signing policy's certificate: signatures from this policy would not verify with it; fix public-key= (or SIGBRIDGE_SIGNPATH_PUBLIC_KEY), or leave it out to use the policy's certificate; nothing was submitted"),
+                    ));
+                }
+            }
+            return Ok(key);
         }
         if let Mode::Resume(id) = &self.options.mode {
             if let Some(der) = self
@@ -263,7 +362,7 @@ impl SignPathSigner {
                     tokio::time::sleep(self.options.poll_max).await;
                     continue;
                 }
-                Err(e) => return Err(client_err_for(id, e)),
+                Err(e) => return Err(self.client_err_for(id, e)),
             };
             reporter.status(id, &status, start.elapsed());
             if status.is_final {
@@ -279,8 +378,11 @@ impl SignPathSigner {
                 return Err(err(
                     SignerErrorKind::Canceled,
                     format!(
-                        "gave up waiting for signing request {id} after {} (the limit; --wait-timeout): it is still {shown} on the service. Continue later with `sigbridge sign --resume {id}` and the same signer and images, check it with `sigbridge signpath status {id}`, or withdraw it with `sigbridge signpath cancel {id}`",
-                        format_elapsed(elapsed)
+                        "gave up waiting for signing request {id} after {} (the limit; --wait-timeout): it is still {shown} on the service. Continue later with `{}` ({SAME_IMAGES}), check it with `{}`, or withdraw it with `{}`",
+                        format_elapsed(elapsed),
+                        self.command("resume", id),
+                        self.command("status", id),
+                        self.command("cancel", id),
                     ),
                 ));
             }
@@ -300,7 +402,7 @@ impl SignPathSigner {
             .client
             .request_certificate(id)
             .await
-            .map_err(|e| client_err_for(id, e))?
+            .map_err(|e| self.client_err_for(id, e))?
         else {
             return Ok(());
         };
@@ -347,11 +449,11 @@ impl Signer for SignPathSigner {
                 if let Ok(mut slot) = self.options.submitted.lock() {
                     *slot = Some(id.clone());
                 }
-                reporter.submitted(&id, artifact.entries.len());
+                reporter.submitted(&id, artifact.entries.len(), &self.command("resume", &id));
                 if self.options.mode == Mode::SubmitOnly {
                     return Err(err(
                         SignerErrorKind::Unavailable,
-                        format!("submitted signing request {id} and did not wait for it (--no-wait); nothing was attached yet: run `sigbridge sign --resume {id}` with the same signer and images once it is approved"),
+                        format!("submitted signing request {id} and did not wait for it (--no-wait); nothing was attached yet: run `{}` ({SAME_IMAGES}) once it is approved", self.command("resume", &id)),
                     ));
                 }
                 id
@@ -362,12 +464,8 @@ impl Signer for SignPathSigner {
                     .download_unsigned(id, self.options.max_download)
                     .await
                     .map_err(client_err)?;
-                check_same_payloads(&unsigned, &artifact).map_err(|e| {
-                    err(
-                        SignerErrorKind::BadSignature,
-                        format!("cannot resume signing request {id}: {e}"),
-                    )
-                })?;
+                check_same_payloads(&unsigned, &artifact)
+                    .map_err(|e| self.resume_mismatch(id, &unsigned, &artifact, &e))?;
                 tracing::info!(signing_request = %id, "resuming: the request holds exactly these payloads");
                 id.clone()
             }
@@ -413,7 +511,7 @@ impl Signer for SignPathSigner {
             .client
             .download_signed(&id, self.options.max_download)
             .await
-            .map_err(|e| client_err_for(&id, e))?;
+            .map_err(|e| self.client_err_for(&id, e))?;
         let signatures = extract_signatures(&zip, &artifact.entries, &self.options.limits).map_err(|e| {
             err(
                 SignerErrorKind::BadSignature,
