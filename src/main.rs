@@ -3,6 +3,9 @@
 mod cli;
 
 use clap::Parser;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -46,7 +49,37 @@ fn init_logging(verbose: u8, format: cli::LogFormat) {
         .with_target(false);
     match format {
         cli::LogFormat::Json => builder.json().init(),
-        cli::LogFormat::Text => builder.init(),
+        // Timestamps and levels in tracing's layout only when debugging (-vv): at the default
+        // verbosity every warning reads `WARNING: ...`, like cosign's.
+        cli::LogFormat::Text if verbose >= 2 => builder.init(),
+        cli::LogFormat::Text => builder.event_format(PlainFormat).init(),
+    }
+}
+
+/// `LEVEL: message field=value` without timestamp or target.
+struct PlainFormat;
+
+impl<S, N> FormatEvent<S, N> for PlainFormat
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let label = match *event.metadata().level() {
+            tracing::Level::ERROR => "ERROR",
+            tracing::Level::WARN => "WARNING",
+            tracing::Level::INFO => "INFO",
+            tracing::Level::DEBUG => "DEBUG",
+            tracing::Level::TRACE => "TRACE",
+        };
+        write!(writer, "{label}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 

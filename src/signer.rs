@@ -78,9 +78,8 @@ pub fn open_pkcs11(uri: &str) -> Result<sigbridge_pkcs11::Pkcs11Signer> {
         sigbridge_pkcs11::Pkcs11Uri::parse(uri).map_err(|e| Error::InvalidInput(e.to_string()))?;
     let mut options = sigbridge_pkcs11::Pkcs11Options::from_env();
     if parsed.has_pin_value() && options.allow_pin_value {
-        // The same `WARNING:` form as every other warning the CLI prints.
-        eprintln!(
-            "WARNING: the pkcs11: URI carries pin-value: other users can read it in process listings and it lands in shell history; put the PIN in a file (pin-source=FILE) or in COSIGN_PKCS11_PIN, and unset SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE"
+        tracing::warn!(
+            "the pkcs11: URI carries pin-value: other users can read it in process listings and it lands in shell history; put the PIN in a file (pin-source=FILE) or in COSIGN_PKCS11_PIN, and unset SIGBRIDGE_PKCS11_ALLOW_PIN_VALUE"
         );
     }
     options.pin_prompt = Some(std::sync::Arc::new(TerminalPinPrompt));

@@ -131,13 +131,14 @@ fn tls_uri_at_a_plain_http_server_is_not_retried_and_says_what_to_use() {
 }
 
 #[test]
-fn refused_submit_fails_fast_and_says_nothing_was_submitted() {
+fn a_refused_sign_fails_fast_before_anything_is_submitted() {
     let reg = Registry::plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("k");
     let digest = push_image_http(&reg, "sp/transport", "v1");
     let image = reg.image_ref("sp/transport", &digest);
-    // With a public key given, nothing is fetched before the submit.
+    // A configured public key is checked against the policy's certificate before any
+    // submission, so that fetch is the first request and the one that is refused.
     let uri = format!(
         "signpath+http://127.0.0.1:{}/org-1/proj/policy?public-key={}",
         closed_port(),
@@ -153,10 +154,13 @@ fn refused_submit_fails_fast_and_says_nothing_was_submitted() {
     let err = run.stderr();
     let retries = retry_lines(&err);
     assert_eq!(retries.len(), 2, "{err}");
-    assert!(retries
-        .iter()
-        .all(|l| l.contains("submitting the signing request failed")));
+    assert!(
+        retries
+            .iter()
+            .all(|l| l.contains("fetching the signing policy's certificate failed")),
+        "{err}"
+    );
     assert!(err.contains("gave up after 3 attempts"), "{err}");
-    assert!(err.contains("nothing was submitted"), "{err}");
+    assert!(!err.contains("submitting the signing request"), "{err}");
     common::assert_no_sig_tag(&reg, "sp/transport", &digest);
 }

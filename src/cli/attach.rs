@@ -164,7 +164,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "the signature is 64 raw bytes (ECDSA r||s, or Ed25519), which cannot be attached unchecked: cosign verifies ECDSA only in ASN.1 DER. Pass --key PUB (or --certificate) so it is checked and converted, or give a DER signature".into()
                 ));
             }
-            eprintln!("WARNING: no --key or --certificate given: the signature is attached without being checked");
+            tracing::warn!(
+                "no --key or --certificate given: the signature is attached without being checked"
+            );
             signature
         }
     };

@@ -109,8 +109,8 @@ pub async fn resolve(
             Verb::Sign => ("sign", "signed"),
             Verb::Verify => ("verify", "verified"),
         };
-        eprintln!(
-            "WARNING: Image reference {input} uses a tag, not a digest, to identify the image to {verb}.\n    It was resolved once to {}; that digest is what is {done}. Use the digest to be sure.",
+        tracing::warn!(
+            "Image reference {input} uses a tag, not a digest, to identify the image to {verb}.\n    It was resolved once to {}; that digest is what is {done}. Use the digest to be sure.",
             resolved.pinned()
         );
     }

@@ -107,8 +107,8 @@ pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> 
             .with_context(|| format!("--identity {identity:?} is not an image reference"))?;
     }
     if args.tlog_upload == Some(true) {
-        eprintln!(
-            "WARNING: sigbridge uploads nothing to a transparency log (--tlog-upload is accepted for cosign compatibility only): verify with `cosign verify --key ... --insecure-ignore-tlog`"
+        tracing::warn!(
+            "sigbridge uploads nothing to a transparency log (--tlog-upload is accepted for cosign compatibility only): verify with `cosign verify --key ... --insecure-ignore-tlog`"
         );
     }
     // Every reference is parsed before anything touches a registry or a key, so a typo in line
@@ -142,8 +142,8 @@ pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> 
         .filter(|(_, r)| r.digest().is_none())
         .count();
     if tag_warnings > 0 {
-        eprintln!(
-            "WARNING: {tag_warnings} image reference(s) use a tag, not a digest. Each tag is resolved once, now, and the digest is what is signed and printed."
+        tracing::warn!(
+            "{tag_warnings} image reference(s) use a tag, not a digest. Each tag is resolved once, now, and the digest is what is signed and printed."
         );
     }
     let progress = Progress::new(
