@@ -394,8 +394,11 @@ const MAX_BLOB_RACE_RETRIES: u32 = 5;
 /// same payload (every signer of one image signs the same bytes) a manifest PUT can find the
 /// link empty and answer 400 `MANIFEST_BLOB_UNKNOWN`/`DIGEST_INVALID` for a blob that exists.
 fn is_transient_blob_unknown(e: &crate::registry::RegistryError) -> bool {
-    matches!(e, crate::registry::RegistryError::Status { status: 400, detail, .. }
-        if detail.contains("BLOB_UNKNOWN") || detail.contains("DIGEST_INVALID"))
+    use crate::registry::{ErrorCode, RegistryError};
+    matches!(e, RegistryError::Status { status: 400, .. })
+        && [ErrorCode::ManifestBlobUnknown, ErrorCode::BlobUnknown, ErrorCode::DigestInvalid]
+            .iter()
+            .any(|c| e.has_code(c))
 }
 
 /// The config go-containerregistry writes for a signature image: zero times, one empty history

@@ -3,6 +3,10 @@
 //! Exit codes are a contract for pipelines (documented in README and `sigbridge --help`);
 //! 10, 11 and 12 mean what they mean to `cosign verify`; 13 is left unused because cosign uses
 //! it (no certificate on a signature).
+//!
+//! This is the one error→exit-code table: [`Error::exit_code`] for the library's error,
+//! the `From` impls below for the component errors that may reach the binary unwrapped, and
+//! [`ExitCode::for_chain`] for an error chain as the binary sees it.
 
 use sigbridge_signer::{SignatureError, SignerError, SignerErrorKind};
 
@@ -147,14 +151,60 @@ pub enum Error {
     },
 }
 
+impl From<&ReferenceError> for ExitCode {
+    fn from(_: &ReferenceError) -> Self {
+        ExitCode::InvalidInput
+    }
+}
+
+impl From<&PayloadError> for ExitCode {
+    fn from(_: &PayloadError) -> Self {
+        ExitCode::InvalidInput
+    }
+}
+
+impl From<&RegistryError> for ExitCode {
+    fn from(_: &RegistryError) -> Self {
+        ExitCode::Registry
+    }
+}
+
+impl ExitCode {
+    /// The exit code for an error chain (outermost first): that of the first error in it that
+    /// sigbridge knows, else [`ExitCode::Failure`]. The binary passes `anyhow::Error::chain`.
+    pub fn for_chain<'a>(
+        chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+    ) -> ExitCode {
+        chain
+            .into_iter()
+            .find_map(Self::for_error)
+            .unwrap_or(ExitCode::Failure)
+    }
+
+    /// The exit code for one error, if it is one of sigbridge's.
+    fn for_error(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
+        if let Some(e) = cause.downcast_ref::<Error>() {
+            return Some(e.exit_code());
+        }
+        if let Some(e) = cause.downcast_ref::<RegistryError>() {
+            return Some(e.into());
+        }
+        if let Some(e) = cause.downcast_ref::<ReferenceError>() {
+            return Some(e.into());
+        }
+        cause.downcast_ref::<PayloadError>().map(ExitCode::from)
+    }
+}
+
 impl Error {
     /// The exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Reference(_) | Error::Payload(_) | Error::InvalidInput(_) => {
-                ExitCode::InvalidInput
-            }
-            Error::Registry(_) | Error::UnsafeSignatureManifest(_) => ExitCode::Registry,
+            Error::Reference(e) => e.into(),
+            Error::Payload(e) => e.into(),
+            Error::Registry(e) => e.into(),
+            Error::InvalidInput(_) => ExitCode::InvalidInput,
+            Error::UnsafeSignatureManifest(_) => ExitCode::Registry,
             Error::Signer { source, .. } => match source.kind() {
                 SignerErrorKind::InvalidKey
                 | SignerErrorKind::Credentials
@@ -179,3 +229,38 @@ impl Error {
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An outer error with a source, as context layers wrap errors in the binary.
+    #[derive(Debug, thiserror::Error)]
+    #[error("while doing something")]
+    struct Context(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+    fn chain<'e>(
+        e: &'e (dyn std::error::Error + 'static),
+    ) -> Vec<&'e (dyn std::error::Error + 'static)> {
+        std::iter::successors(Some(e), |e| e.source()).collect()
+    }
+
+    #[test]
+    fn one_table_for_wrapped_and_bare_errors() {
+        let registry = || RegistryError::NotFound { what: "x".into() };
+        let bare = Context(Box::new(registry()));
+        assert_eq!(ExitCode::for_chain(chain(&bare)), ExitCode::Registry);
+        let wrapped = Context(Box::new(Error::Registry(registry())));
+        assert_eq!(ExitCode::for_chain(chain(&wrapped)), ExitCode::Registry);
+        let reference = crate::reference::ImageReference::parse("").unwrap_err();
+        assert_eq!(
+            ExitCode::for_chain(chain(&Context(Box::new(reference)))),
+            ExitCode::InvalidInput
+        );
+        // The outermost known error decides.
+        let outer = Error::ImageNotFound("x".into());
+        assert_eq!(ExitCode::for_chain(chain(&outer)), ExitCode::ImageNotFound);
+        let unknown = Context(Box::new(std::io::Error::other("disk")));
+        assert_eq!(ExitCode::for_chain(chain(&unknown)), ExitCode::Failure);
+    }
+}

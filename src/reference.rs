@@ -26,6 +26,16 @@ const DEFAULT_TAG: &str = "latest";
 const REPOSITORY_CHARS: &str = "abcdefghijklmnopqrstuvwxyz0123456789_-./";
 const TAG_CHARS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.";
 
+/// Whether `tag` is a valid tag: 1 to 128 characters of `[A-Za-z0-9_.-]`, not starting with
+/// `.` or `-` (the OCI distribution spec's `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`). The one tag
+/// check: references and the registry client (which puts tags into URL paths) both use it.
+pub fn is_valid_tag(tag: &str) -> bool {
+    !tag.is_empty()
+        && tag.len() <= 128
+        && !tag.starts_with(['.', '-'])
+        && tag.chars().all(|c| TAG_CHARS.contains(c))
+}
+
 /// Why a reference was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
@@ -231,11 +241,7 @@ impl ImageReference {
             None => (base, None),
         };
         if let Some(tag) = tag {
-            if tag.is_empty()
-                || tag.len() > 128
-                || tag.starts_with(['.', '-'])
-                || !tag.chars().all(|c| TAG_CHARS.contains(c))
-            {
+            if !is_valid_tag(tag) {
                 return Err(ReferenceError::Tag {
                     input: input.to_string(),
                     tag: tag.to_string(),
@@ -288,14 +294,6 @@ impl ImageReference {
         }
     }
 
-    /// `registry/path@sha256:…` when pinned, else `registry/path:tag`.
-    pub fn pinned_or_tagged(&self) -> String {
-        match (&self.digest, &self.tag) {
-            (Some(d), _) => format!("{}@{d}", self.repository),
-            (None, Some(t)) => format!("{}:{t}", self.repository),
-            (None, None) => self.repository.to_string(),
-        }
-    }
 }
 
 impl fmt::Display for ImageReference {

@@ -185,27 +185,8 @@ impl PasswordSource for CosignPasswords {
     }
 }
 
-/// The exit code for an error that reached the binary's edge.
+/// The exit code for an error that reached the binary's edge (the table is in the library:
+/// [`ExitCode::for_chain`]).
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<Error>() {
-            return e.exit_code();
-        }
-        if cause
-            .downcast_ref::<sigbridge::registry::RegistryError>()
-            .is_some()
-        {
-            return ExitCode::Registry;
-        }
-        if cause
-            .downcast_ref::<sigbridge::reference::ReferenceError>()
-            .is_some()
-            || cause
-                .downcast_ref::<sigbridge::payload::PayloadError>()
-                .is_some()
-        {
-            return ExitCode::InvalidInput;
-        }
-    }
-    ExitCode::Failure
+    ExitCode::for_chain(err.chain())
 }

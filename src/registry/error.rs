@@ -97,6 +97,8 @@ pub enum RegistryError {
         status: u16,
         /// `: CODE: message` from the registry's error JSON, or a text excerpt; may be empty.
         detail: String,
+        /// The error codes of the registry's error JSON, in order (empty when it sent none).
+        codes: Vec<ErrorCode>,
     },
     /// A manifest or blob is not in the registry.
     #[error("{what} not found")]
@@ -191,6 +193,20 @@ impl RegistryError {
         matches!(self, RegistryError::NotFound { .. })
     }
 
+    /// Whether the registry's error answer carried `code` (e.g. `MANIFEST_BLOB_UNKNOWN`).
+    pub fn has_code(&self, code: &ErrorCode) -> bool {
+        self.codes().contains(code)
+    }
+
+    /// The error codes the registry's error answer carried, in order (empty for failures that
+    /// were not an error answer, or one without codes).
+    pub fn codes(&self) -> &[ErrorCode] {
+        match self {
+            RegistryError::Status { codes, .. } => codes,
+            _ => &[],
+        }
+    }
+
     /// Whether the registry refused our credentials or their permissions (401/403).
     pub fn is_auth(&self) -> bool {
         matches!(
@@ -223,6 +239,127 @@ impl RegistryError {
     }
 }
 
+/// An error code from the distribution error JSON (`{"errors":[{"code":…}]}`): the OCI
+/// distribution spec's codes, plus the ones Docker's registry adds. Codes are matched exactly
+/// (they are upper case by spec); anything else is kept as [`ErrorCode::Unknown`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `BLOB_UNKNOWN`: a blob is not in the repository.
+    BlobUnknown,
+    /// `BLOB_UPLOAD_INVALID`: the upload failed or was rejected.
+    BlobUploadInvalid,
+    /// `BLOB_UPLOAD_UNKNOWN`: no such upload session.
+    BlobUploadUnknown,
+    /// `DIGEST_INVALID`: the content does not match its digest (docker-registry also says
+    /// this for a manifest whose blob link it cannot read).
+    DigestInvalid,
+    /// `MANIFEST_BLOB_UNKNOWN`: a manifest references a blob the repository lacks.
+    ManifestBlobUnknown,
+    /// `MANIFEST_INVALID`: the manifest is malformed or fails validation.
+    ManifestInvalid,
+    /// `MANIFEST_UNKNOWN`: no such manifest.
+    ManifestUnknown,
+    /// `MANIFEST_UNVERIFIED` (Docker): a schema 1 signature did not verify.
+    ManifestUnverified,
+    /// `NAME_INVALID`: the repository name is invalid.
+    NameInvalid,
+    /// `NAME_UNKNOWN`: no such repository.
+    NameUnknown,
+    /// `SIZE_INVALID`: the content length does not match.
+    SizeInvalid,
+    /// `TAG_INVALID` (Docker): the tag in the manifest does not match the URL.
+    TagInvalid,
+    /// `UNAUTHORIZED`: authentication required.
+    Unauthorized,
+    /// `DENIED`: access denied.
+    Denied,
+    /// `UNSUPPORTED`: the operation is not supported.
+    Unsupported,
+    /// `TOOMANYREQUESTS`: rate limited.
+    TooManyRequests,
+    /// `RANGE_INVALID` (Docker): a chunked upload's range is wrong.
+    RangeInvalid,
+    /// `PAGINATION_NUMBER_INVALID` (Docker): a bad page size.
+    PaginationNumberInvalid,
+    /// Any other code, as sent.
+    Unknown(String),
+}
+
+impl ErrorCode {
+    /// The code for `code` as the registry spelled it.
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "BLOB_UNKNOWN" => Self::BlobUnknown,
+            "BLOB_UPLOAD_INVALID" => Self::BlobUploadInvalid,
+            "BLOB_UPLOAD_UNKNOWN" => Self::BlobUploadUnknown,
+            "DIGEST_INVALID" => Self::DigestInvalid,
+            "MANIFEST_BLOB_UNKNOWN" => Self::ManifestBlobUnknown,
+            "MANIFEST_INVALID" => Self::ManifestInvalid,
+            "MANIFEST_UNKNOWN" => Self::ManifestUnknown,
+            "MANIFEST_UNVERIFIED" => Self::ManifestUnverified,
+            "NAME_INVALID" => Self::NameInvalid,
+            "NAME_UNKNOWN" => Self::NameUnknown,
+            "SIZE_INVALID" => Self::SizeInvalid,
+            "TAG_INVALID" => Self::TagInvalid,
+            "UNAUTHORIZED" => Self::Unauthorized,
+            "DENIED" => Self::Denied,
+            "UNSUPPORTED" => Self::Unsupported,
+            "TOOMANYREQUESTS" => Self::TooManyRequests,
+            "RANGE_INVALID" => Self::RangeInvalid,
+            "PAGINATION_NUMBER_INVALID" => Self::PaginationNumberInvalid,
+            other => Self::Unknown(other.to_string()),
+        }
+    }
+}
+
+/// What a registry's error body says: its codes (typed) and its text (`CODE: message` per
+/// entry of the distribution error JSON, or the body itself when it is not that JSON).
+pub(crate) struct ErrorBody {
+    pub codes: Vec<ErrorCode>,
+    pub text: String,
+}
+
+impl ErrorBody {
+    pub fn parse(body: &[u8]) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Errors {
+            errors: Vec<ErrorEntry>,
+        }
+        #[derive(serde::Deserialize)]
+        struct ErrorEntry {
+            #[serde(default)]
+            code: String,
+            #[serde(default)]
+            message: String,
+        }
+        match serde_json::from_slice::<Errors>(body) {
+            Ok(e) if !e.errors.is_empty() => Self {
+                codes: e
+                    .errors
+                    .iter()
+                    .filter(|e| !e.code.is_empty())
+                    .map(|e| ErrorCode::parse(&e.code))
+                    .collect(),
+                text: e
+                    .errors
+                    .iter()
+                    .map(|e| match (e.code.is_empty(), e.message.is_empty()) {
+                        (false, false) => format!("{}: {}", e.code, e.message),
+                        (false, true) => e.code.clone(),
+                        _ => e.message.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+            _ => Self {
+                codes: Vec::new(),
+                text: String::from_utf8_lossy(body).into_owned(),
+            },
+        }
+    }
+}
+
 /// How to log in to `registry` (Docker Hub's login takes no argument).
 pub(crate) fn login_command(registry: &str) -> String {
     if registry == crate::reference::DEFAULT_REGISTRY {
@@ -248,5 +385,36 @@ mod tests {
             "authentication to 127.0.0.1:5000 failed (anonymous): run `docker login 127.0.0.1:5000` or set SIGBRIDGE_REGISTRY_USERNAME/SIGBRIDGE_REGISTRY_PASSWORD"
         );
         assert_eq!(login_command("index.docker.io"), "docker login");
+    }
+
+    #[test]
+    fn error_codes_are_typed() {
+        let body = ErrorBody::parse(
+            br#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"},{"code":"X_CUSTOM"},{"message":"no code"}]}"#,
+        );
+        assert_eq!(
+            body.codes,
+            [
+                ErrorCode::ManifestBlobUnknown,
+                ErrorCode::Unknown("X_CUSTOM".into())
+            ]
+        );
+        assert_eq!(
+            body.text,
+            "MANIFEST_BLOB_UNKNOWN: blob unknown to registry; X_CUSTOM; no code"
+        );
+        let e = RegistryError::Status {
+            method: "PUT".into(),
+            url: "http://r/v2/x/manifests/t".into(),
+            status: 400,
+            detail: format!(": {}", body.text),
+            codes: body.codes,
+        };
+        assert!(e.has_code(&ErrorCode::ManifestBlobUnknown));
+        // A substring is not a code: BLOB_UNKNOWN is a different error from MANIFEST_BLOB_UNKNOWN.
+        assert!(!e.has_code(&ErrorCode::BlobUnknown));
+        let text = ErrorBody::parse(b"<html>BLOB_UNKNOWN</html>");
+        assert!(text.codes.is_empty());
+        assert!(!RegistryError::NotFound { what: "x".into() }.has_code(&ErrorCode::BlobUnknown));
     }
 }

@@ -4,20 +4,44 @@
 //!
 //! It knows nothing of keys or signatures; `attach` and `verify` build on it.
 
-mod challenge;
+//!
+//! Modules, each with one job (a module may use the ones listed before it):
+//! - `error`: what can fail, and the registry's typed error codes;
+//! - `endpoint`: which scheme reaches a registry (the probe) and the plain-HTTP rule;
+//! - `transport`: the HTTP client, redirect policy and the one retry policy
+//!   (`sigbridge-retry`);
+//! - `auth`: challenges, credentials and the token cache;
+//! - `client`: [`RegistryClient`] and the authenticated request;
+//! - `operations`: manifest and blob operations on top of it;
+//! - `manifest`: the manifest and index documents.
+
+mod auth;
 mod client;
-mod credentials;
+mod endpoint;
 mod error;
 pub mod manifest;
+mod operations;
 mod transport;
 
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use client::{RegistryClient, MAX_CA_FILE_SIZE, MAX_MANIFEST_SIZE};
-pub use error::RegistryError;
+pub use client::RegistryClient;
+pub use error::{ErrorCode, RegistryError};
+
+/// Manifests larger than this are refused (the limit distribution and most registries apply).
+pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
+/// CA bundles larger than this are refused (the whole Mozilla bundle is about 220 KiB).
+pub const MAX_CA_FILE_SIZE: u64 = 1024 * 1024;
+
+/// The client's maps hold plain data that a panicking holder cannot leave half-updated, so a
+/// poisoned lock is still usable.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 use crate::reference::Digest;
 

@@ -1,26 +1,218 @@
-//! HTTP plumbing shared by the client: error classification, bounded body reads, registry
-//! error excerpts, retry timing, URL redaction.
+//! The HTTP exchange: one reqwest client (CA bundles, redirect policy), the one retry policy
+//! for registry requests, error classification, bounded body reads, registry error excerpts,
+//! URL redaction.
 
 use std::error::Error as StdError;
-use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use rand::Rng as _;
 use reqwest::header::HeaderMap;
-use reqwest::{Method, Response};
+use reqwest::{Method, Response, StatusCode};
+use sigbridge_retry::{parse_retry_after, RetryPolicy};
 use url::Url;
 
-use super::error::RegistryError;
+use super::endpoint::{is_loopback_url, plain_http_allowed};
+use super::error::{ErrorBody, RegistryError, HTTP_FLAG};
+use super::{RegistryOptions, MAX_CA_FILE_SIZE};
 
-/// How many times a request is repeated after the first try.
-pub(crate) const MAX_RETRIES: u32 = 3;
-/// Longest `Retry-After` we honour; a registry asking for more gets this.
-pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How registry requests are retried: 3 retries about 0.25 s, 0.5 s, 1 s apart, and a
+/// `Retry-After` of at most 30 s (a CLI run should not stall for minutes on one registry).
+pub(crate) fn registry_retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(250),
+        max_delay: Duration::from_secs(8),
+        max_retry_after: Duration::from_secs(30),
+        max_retries: 3,
+    }
+}
+/// Redirects followed before giving up.
+const MAX_REDIRECTS: usize = 10;
 /// How much of an error body is read to find the registry's message.
 pub(crate) const MAX_ERROR_BODY: u64 = 1024 * 1024;
 /// How much of the registry's message ends up in an error.
 pub(crate) const MAX_EXCERPT: usize = 1024;
+
+/// One HTTP exchange, repeatable for retries.
+pub(crate) struct Call<'a> {
+    pub method: Method,
+    pub url: &'a Url,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+    /// Retry connection failures (off for the HTTPS probe that may fall back to HTTP).
+    pub retry_transport: bool,
+}
+
+/// The HTTP client and how it retries. Knows nothing of authentication or registries' API.
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl Transport {
+    /// Build the HTTP client from the options (CA bundles, certificate checks, timeouts,
+    /// redirect policy).
+    pub fn new(opts: &RegistryOptions) -> Result<Self, RegistryError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(opts.user_agent.clone())
+            .timeout(opts.request_timeout)
+            .connect_timeout(opts.request_timeout.min(Duration::from_secs(30)))
+            .redirect(redirect_policy(opts.allow_http));
+        for path in &opts.ca_files {
+            let fail = |detail: String| RegistryError::CaFile {
+                path: path.display().to_string(),
+                detail,
+            };
+            let pem = read_ca_file(path).map_err(fail)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| fail(format!("not a PEM certificate bundle: {e}")))?;
+            if certs.is_empty() {
+                return Err(fail("no PEM certificates in it".into()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if opts.insecure_skip_tls_verify {
+            tracing::warn!(
+                "TLS certificate verification is OFF for every registry: anyone on the network path can impersonate them"
+            );
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| RegistryError::Client(chain_message(&e)))?;
+        Ok(Self {
+            http,
+            timeout: opts.request_timeout,
+            retry: registry_retry_policy(),
+        })
+    }
+
+    /// The limit for one whole request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Send `call`, retrying connection failures (if allowed), 429 and 502/503/504 as the
+    /// retry policy allows, waiting its backoff or the registry's `Retry-After` (capped).
+    pub async fn execute(&self, call: &Call<'_>) -> Result<Response, RegistryError> {
+        let mut attempt = 0;
+        loop {
+            let mut rb = self
+                .http
+                .request(call.method.clone(), call.url.clone())
+                .headers(call.headers.clone());
+            if let Some(body) = &call.body {
+                rb = rb.body(body.clone());
+            }
+            let started = Instant::now();
+            match rb.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    tracing::debug!(
+                        method = %call.method,
+                        url = %redact(call.url),
+                        status = status.as_u16(),
+                        attempt,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "registry request"
+                    );
+                    if is_transient(status, &call.method) && self.retry.allows(attempt) {
+                        let wait = self
+                            .retry
+                            .delay(attempt, retry_after(resp.headers(), SystemTime::now()));
+                        drain(resp).await;
+                        tracing::debug!(
+                            status = status.as_u16(),
+                            wait_ms = wait.as_millis() as u64,
+                            "retrying"
+                        );
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Ok(resp);
+                }
+                Err(e) => {
+                    let failure = classify(e);
+                    tracing::debug!(
+                        method = %call.method,
+                        url = %redact(call.url),
+                        attempt,
+                        error = ?failure,
+                        "registry request failed"
+                    );
+                    if call.retry_transport && failure.is_retryable() && self.retry.allows(attempt)
+                    {
+                        tokio::time::sleep(self.retry.backoff(attempt)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(failure.into_error(&call.method, call.url, self.timeout));
+                }
+            }
+        }
+    }
+}
+
+/// Whether an answer is worth asking again for. 500 is retried only for reads:
+/// docker-registry answers 500 to a GET of a tag while another client's PUT is rewriting the
+/// tag's link file in place (it reads an empty link), which concurrent signers hit.
+fn is_transient(status: StatusCode, method: &Method) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+        || (status == StatusCode::INTERNAL_SERVER_ERROR
+            && matches!(*method, Method::GET | Method::HEAD))
+}
+
+/// Every hop of a redirect obeys the rules of a first request: only `http` and `https`, plain
+/// HTTP only to loopback or when allowed, never from HTTPS down to plain HTTP off this machine,
+/// and at most [`MAX_REDIRECTS`] hops. A refusal is final (see `TransportFailure::Redirect`).
+fn redirect_policy(allow_http: bool) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects (a loop?)"));
+        }
+        let to = attempt.url();
+        let from_https = attempt
+            .previous()
+            .last()
+            .is_some_and(|u| u.scheme() == "https");
+        let refusal = match to.scheme() {
+            "https" => None,
+            "http" if from_https && !is_loopback_url(to) => {
+                Some("refusing a redirect from HTTPS to plain HTTP".to_string())
+            }
+            "http" if !plain_http_allowed(to, allow_http) => Some(format!(
+                "refusing a redirect to plain HTTP at {} (not loopback; pass {HTTP_FLAG} if plain HTTP is intended)",
+                redact(to)
+            )),
+            "http" => None,
+            other => Some(format!("refusing a redirect to an unsupported {other}: URL")),
+        };
+        match refusal {
+            Some(reason) => attempt.error(reason),
+            None => attempt.follow(),
+        }
+    })
+}
+
+/// Read a CA bundle, at most [`MAX_CA_FILE_SIZE`] bytes (one more proves it is too large):
+/// `--registry-cacert /dev/zero` must not read forever.
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_SIZE + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| e.to_string())?;
+    if pem.len() as u64 > MAX_CA_FILE_SIZE {
+        return Err(format!(
+            "it is larger than {MAX_CA_FILE_SIZE} bytes: that is not a PEM CA bundle (pass the CA certificate file itself)"
+        ));
+    }
+    Ok(pem)
+}
 
 /// A failure below HTTP, sorted by what the user can do about it.
 #[derive(Debug)]
@@ -177,54 +369,10 @@ pub(crate) fn host_port(url: &Url) -> String {
     }
 }
 
-/// Whether a registry name (`host[:port]`) is on this machine.
-pub(crate) fn is_loopback_registry(registry: &str) -> bool {
-    let host = if let Some(rest) = registry.strip_prefix('[') {
-        rest.split(']').next().unwrap_or(rest)
-    } else {
-        registry.split(':').next().unwrap_or(registry)
-    };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(is_loopback_ip)
-}
-
-/// Whether a URL's host is on this machine (the same answer as [`is_loopback_registry`]).
-pub(crate) fn is_loopback_url(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(a)) => is_loopback_ip(IpAddr::V4(a)),
-        Some(url::Host::Ipv6(a)) => is_loopback_ip(IpAddr::V6(a)),
-        None => false,
-    }
-}
-
-/// Loopback, counting IPv4-mapped IPv6 (`::ffff:127.0.0.1`) as loopback: the kernel delivers
-/// it to 127.0.0.1, so traffic to it never leaves the machine (Go's `IsLoopback` agrees).
-fn is_loopback_ip(ip: IpAddr) -> bool {
-    ip.to_canonical().is_loopback()
-}
-
-/// Whether plain HTTP to `url` is acceptable: loopback, or allowed by the user. Applied to
-/// the registry itself, its token server and every redirect hop alike.
-pub(crate) fn plain_http_allowed(url: &Url, allow_http: bool) -> bool {
-    allow_http || is_loopback_url(url)
-}
-
-/// Exponential backoff with jitter: about 0.2 s, 0.4 s, 0.8 s.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = 200u64 << attempt.min(5);
-    Duration::from_millis(base + rand::thread_rng().gen_range(0..=base / 2))
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is rare from registries and ignored), capped.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+/// `Retry-After` (seconds or an HTTP-date, relative to `now`), uncapped: the policy caps it.
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, now)
 }
 
 /// Read a body, refusing more than `limit` bytes whatever `Content-Length` says.
@@ -313,33 +461,9 @@ pub(crate) async fn drain(mut resp: Response) {
     }
 }
 
-/// What the registry said in an error body: `CODE: message` for each entry of the
-/// distribution error JSON, else a cleaned text excerpt. At most [`MAX_EXCERPT`] characters.
-pub(crate) fn error_excerpt(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<ErrorEntry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrorEntry {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    let text = match serde_json::from_slice::<Errors>(body) {
-        Ok(e) if !e.errors.is_empty() => e
-            .errors
-            .iter()
-            .map(|e| match (e.code.is_empty(), e.message.is_empty()) {
-                (false, false) => format!("{}: {}", e.code, e.message),
-                (false, true) => e.code.clone(),
-                _ => e.message.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-        _ => String::from_utf8_lossy(body).into_owned(),
-    };
+/// `text` cleaned for one line of an error message: whitespace runs collapsed, control
+/// characters dropped, at most [`MAX_EXCERPT`] characters.
+pub(crate) fn clean_excerpt(text: &str) -> String {
     let cleaned: String = text
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -356,15 +480,38 @@ pub(crate) fn error_excerpt(body: &[u8]) -> String {
     }
 }
 
+/// What the registry said in an error body: `CODE: message` for each entry of the
+/// distribution error JSON, else a cleaned text excerpt. At most [`MAX_EXCERPT`] characters.
+#[cfg(test)]
+pub(crate) fn error_excerpt(body: &[u8]) -> String {
+    clean_excerpt(&ErrorBody::parse(body).text)
+}
+
 /// The excerpt of an error response's body (empty for HEAD or when unreadable).
 pub(crate) async fn response_excerpt(resp: Response, method: &Method, timeout: Duration) -> String {
+    response_error_body(resp, method, timeout).await.text
+}
+
+/// An error response's body: its codes and its excerpt (both empty for HEAD or when
+/// unreadable).
+async fn response_error_body(resp: Response, method: &Method, timeout: Duration) -> ErrorBody {
+    let text_only = |text: &str| ErrorBody {
+        codes: Vec::new(),
+        text: text.to_string(),
+    };
     if *method == Method::HEAD {
-        return String::new();
+        return text_only("");
     }
     match read_limited(resp, MAX_ERROR_BODY, "error response", method, timeout).await {
-        Ok(body) => error_excerpt(&body),
-        Err(RegistryError::TooLarge { .. }) => "(error body too large to show)".to_string(),
-        Err(_) => String::new(),
+        Ok(body) => {
+            let parsed = ErrorBody::parse(&body);
+            ErrorBody {
+                text: clean_excerpt(&parsed.text),
+                codes: parsed.codes,
+            }
+        }
+        Err(RegistryError::TooLarge { .. }) => text_only("(error body too large to show)"),
+        Err(_) => text_only(""),
     }
 }
 
@@ -376,7 +523,10 @@ pub(crate) async fn status_error(
 ) -> RegistryError {
     let status = resp.status();
     let url = redact(resp.url());
-    let excerpt = response_excerpt(resp, method, timeout).await;
+    let ErrorBody {
+        codes,
+        text: excerpt,
+    } = response_error_body(resp, method, timeout).await;
     let reason = status.canonical_reason().unwrap_or("");
     let mut detail = if reason.is_empty() {
         String::new()
@@ -392,6 +542,7 @@ pub(crate) async fn status_error(
         url,
         status: status.as_u16(),
         detail,
+        codes,
     }
 }
 
@@ -417,40 +568,6 @@ mod tests {
     }
 
     #[test]
-    fn loopback() {
-        for r in [
-            "localhost",
-            "localhost:5000",
-            "127.0.0.1:5000",
-            "127.1.2.3",
-            "[::1]:5000",
-            "[::ffff:127.0.0.1]:5000",
-            "LOCALHOST",
-        ] {
-            assert!(is_loopback_registry(r), "{r}");
-        }
-        for r in [
-            "example.com",
-            "10.0.0.1:5000",
-            "[fe80::1]:5000",
-            "[::ffff:10.0.0.1]:5000",
-            "localhost.example.com",
-        ] {
-            assert!(!is_loopback_registry(r), "{r}");
-        }
-        // A URL host gets the same answer as a registry name.
-        for (u, want) in [
-            ("http://[::ffff:127.0.0.1]:5000/", true),
-            ("http://[::1]/", true),
-            ("http://127.9.9.9/", true),
-            ("http://[::ffff:10.0.0.1]/", false),
-            ("http://10.0.0.1/", false),
-        ] {
-            assert_eq!(is_loopback_url(&Url::parse(u).unwrap()), want, "{u}");
-        }
-    }
-
-    #[test]
     fn redaction() {
         let u = Url::parse("https://user:pw@h:5000/v2/x/blobs/uploads/abc?_state=secret&digest=d")
             .unwrap();
@@ -460,19 +577,39 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_capped() {
+    fn retry_after_takes_seconds_and_dates_and_the_policy_caps_it() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let policy = registry_retry_policy();
         let mut h = HeaderMap::new();
         h.insert(reqwest::header::RETRY_AFTER, "2".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(2)));
         h.insert(reqwest::header::RETRY_AFTER, "3600".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
-        h.insert(
-            reqwest::header::RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        assert_eq!(
+            policy.delay(0, retry_after(&h, now)),
+            policy.max_retry_after
         );
-        assert_eq!(retry_after(&h), None);
-        assert!(
-            backoff(0) >= Duration::from_millis(200) && backoff(2) <= Duration::from_millis(1200)
-        );
+        // The HTTP-date form (RFC 9110) was ignored before; registries behind CDNs send it.
+        let date = httpdate_in(now, 7);
+        h.insert(reqwest::header::RETRY_AFTER, date.parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
+        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    /// `now + secs` as an HTTP-date (IMF-fixdate), without a date crate.
+    fn httpdate_in(now: SystemTime, secs: u64) -> String {
+        // 1_700_000_000 is Tue, 14 Nov 2023 22:13:20 GMT.
+        assert_eq!(now, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        assert!(secs < 40);
+        format!("Tue, 14 Nov 2023 22:13:{:02} GMT", 20 + secs)
+    }
+
+    #[test]
+    fn transient_statuses() {
+        assert!(is_transient(StatusCode::SERVICE_UNAVAILABLE, &Method::PUT));
+        assert!(is_transient(StatusCode::TOO_MANY_REQUESTS, &Method::POST));
+        assert!(is_transient(StatusCode::INTERNAL_SERVER_ERROR, &Method::GET));
+        assert!(!is_transient(StatusCode::INTERNAL_SERVER_ERROR, &Method::PUT));
+        assert!(!is_transient(StatusCode::NOT_FOUND, &Method::GET));
     }
 }

@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::error::RegistryError;
+use crate::registry::error::RegistryError;
 use crate::reference::DEFAULT_REGISTRY;
 
 /// The key docker stores Docker Hub credentials under.
