@@ -396,9 +396,13 @@ const MAX_BLOB_RACE_RETRIES: u32 = 5;
 fn is_transient_blob_unknown(e: &crate::registry::RegistryError) -> bool {
     use crate::registry::{ErrorCode, RegistryError};
     matches!(e, RegistryError::Status { status: 400, .. })
-        && [ErrorCode::ManifestBlobUnknown, ErrorCode::BlobUnknown, ErrorCode::DigestInvalid]
-            .iter()
-            .any(|c| e.has_code(c))
+        && [
+            ErrorCode::ManifestBlobUnknown,
+            ErrorCode::BlobUnknown,
+            ErrorCode::DigestInvalid,
+        ]
+        .iter()
+        .any(|c| e.has_code(c))
 }
 
 /// The config go-containerregistry writes for a signature image: zero times, one empty history

@@ -293,7 +293,6 @@ impl ImageReference {
             (None, None) => DEFAULT_TAG.to_string(),
         }
     }
-
 }
 
 impl fmt::Display for ImageReference {

@@ -10,8 +10,8 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::OnceCell;
 use url::Url;
 
-use super::auth::Auth;
 use super::auth::challenge::{self, AuthScheme};
+use super::auth::Auth;
 use super::error::RegistryError;
 use super::lock;
 use super::transport::{drain, redact, status_error, Call, Transport};

@@ -132,8 +132,7 @@ impl RegistryClient {
         let announced = content_digest(resp.headers());
         let header_type = content_type(resp.headers());
         let what = format!("manifest {repo}:{reference}");
-        let bytes =
-            read_limited(resp, MAX_MANIFEST_SIZE, &what, &method, self.timeout()).await?;
+        let bytes = read_limited(resp, MAX_MANIFEST_SIZE, &what, &method, self.timeout()).await?;
         let digest = Digest::of(&bytes);
         if let Some(expected) = wanted.as_ref().or(announced.as_ref()) {
             if *expected != digest {
@@ -524,6 +523,22 @@ mod tests {
             &"t".repeat(129),
         ] {
             assert!(check_reference(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_and_references_agree_on_tags() {
+        use crate::reference::ImageReference;
+        let long = "t".repeat(128);
+        let too_long = "t".repeat(129);
+        for tag in [
+            "latest", "v1.2.3", "_x", "A-b_c.d", &long, &too_long, "-x", ".x", "a+b", "a/b", "ü",
+            "a b",
+        ] {
+            let by_reference = ImageReference::parse(&format!("example.com/repo:{tag}")).is_ok();
+            let by_client = check_reference(tag).is_ok();
+            assert_eq!(by_reference, by_client, "{tag:?}");
+            assert_eq!(by_client, is_valid_tag(tag), "{tag:?}");
         }
     }
 

@@ -599,7 +599,10 @@ mod tests {
     /// `now + secs` as an HTTP-date (IMF-fixdate), without a date crate.
     fn httpdate_in(now: SystemTime, secs: u64) -> String {
         // 1_700_000_000 is Tue, 14 Nov 2023 22:13:20 GMT.
-        assert_eq!(now, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        assert_eq!(
+            now,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        );
         assert!(secs < 40);
         format!("Tue, 14 Nov 2023 22:13:{:02} GMT", 20 + secs)
     }
@@ -608,8 +611,14 @@ mod tests {
     fn transient_statuses() {
         assert!(is_transient(StatusCode::SERVICE_UNAVAILABLE, &Method::PUT));
         assert!(is_transient(StatusCode::TOO_MANY_REQUESTS, &Method::POST));
-        assert!(is_transient(StatusCode::INTERNAL_SERVER_ERROR, &Method::GET));
-        assert!(!is_transient(StatusCode::INTERNAL_SERVER_ERROR, &Method::PUT));
+        assert!(is_transient(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &Method::GET
+        ));
+        assert!(!is_transient(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &Method::PUT
+        ));
         assert!(!is_transient(StatusCode::NOT_FOUND, &Method::GET));
     }
 }

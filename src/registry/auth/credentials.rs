@@ -17,8 +17,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::registry::error::RegistryError;
 use crate::reference::DEFAULT_REGISTRY;
+use crate::registry::error::RegistryError;
 
 /// The key docker stores Docker Hub credentials under.
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";

@@ -273,7 +273,8 @@ impl Auth {
         if !status.is_success() {
             return Err(status_error(resp, &method, timeout).await);
         }
-        let body = read_limited(resp, MAX_TOKEN_RESPONSE, "token response", &method, timeout).await?;
+        let body =
+            read_limited(resp, MAX_TOKEN_RESPONSE, "token response", &method, timeout).await?;
         #[derive(serde::Deserialize)]
         struct TokenResponse {
             #[serde(default)]
@@ -302,7 +303,10 @@ impl Auth {
             .unwrap_or(DEFAULT_TOKEN_SECONDS);
         // Renew a little early so a token does not expire between check and use.
         let margin = (lifetime / 2).min(10);
-        Ok((value, Instant::now() + Duration::from_secs(lifetime - margin)))
+        Ok((
+            value,
+            Instant::now() + Duration::from_secs(lifetime - margin),
+        ))
     }
 
     /// The registry's credentials, looked up on first need and kept.

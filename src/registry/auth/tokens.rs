@@ -158,10 +158,16 @@ mod tests {
         assert_eq!(cache.get(&pull, now).unwrap().expose_secret(), "T-push");
         // Another registry, another repository, or more actions: not covered.
         assert!(cache
-            .get(&TokenKey::new("other:5000", &scopes(&["repository:a:pull"])), now)
+            .get(
+                &TokenKey::new("other:5000", &scopes(&["repository:a:pull"])),
+                now
+            )
             .is_none());
         assert!(cache
-            .get(&TokenKey::new("r:5000", &scopes(&["repository:b:pull"])), now)
+            .get(
+                &TokenKey::new("r:5000", &scopes(&["repository:b:pull"])),
+                now
+            )
             .is_none());
         assert!(cache
             .get(
@@ -173,9 +179,15 @@ mod tests {
             )
             .is_none());
         // Order of scopes does not matter.
-        let two = TokenKey::new("r:5000", &scopes(&["repository:b:pull", "repository:a:pull"]));
+        let two = TokenKey::new(
+            "r:5000",
+            &scopes(&["repository:b:pull", "repository:a:pull"]),
+        );
         cache.insert(two, SecretString::from("T-two".to_string()), later);
-        let swapped = TokenKey::new("r:5000", &scopes(&["repository:a:pull", "repository:b:pull"]));
+        let swapped = TokenKey::new(
+            "r:5000",
+            &scopes(&["repository:a:pull", "repository:b:pull"]),
+        );
         assert_eq!(cache.get(&swapped, now).unwrap().expose_secret(), "T-two");
     }
 
