@@ -9,7 +9,9 @@ use secrecy::SecretString;
 use sigbridge_local::{
     generate_key_pair, KeyFile, LocalKeyError, LocalSigner, COSIGN_LABEL, SIGSTORE_LABEL,
 };
-use sigbridge_signer::{pem, KeyKind, PublicKey, Signer, SignerError, SignerErrorKind};
+use sigbridge_signer::{
+    pem, KeyKind, PublicKey, SignRequest, Signer, SignerError, SignerErrorKind,
+};
 
 fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -440,7 +442,12 @@ async fn signer_trait() {
     let boxed: Box<dyn Signer> = Box::new(signer);
     let key = boxed.public_key().await.unwrap();
     let payloads = vec![b"one".to_vec(), b"two".to_vec(), Vec::new()];
-    let sigs = boxed.sign(&payloads).await.unwrap();
+    let sigs = boxed
+        .sign(&payloads, &SignRequest::default())
+        .await
+        .unwrap()
+        .into_signed()
+        .unwrap();
     assert_eq!(sigs.len(), 3);
     for (payload, sig) in payloads.iter().zip(&sigs) {
         key.verify(payload, sig).unwrap();
