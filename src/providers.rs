@@ -141,6 +141,15 @@ mod tests {
     }
 
     #[test]
+    fn parsing_reads_no_configuration() {
+        // A bare name may be a profile, but resolving profiles (reading sigbridge.toml) is the
+        // CLI's job, done once before parsing: parsing itself never looks for files.
+        let spec = SignerSpec::parse("no-such-profile-or-file-7f3a").unwrap();
+        assert_eq!(spec.provider().name(), "local");
+        assert_eq!(spec.uri(), "no-such-profile-or-file-7f3a");
+    }
+
+    #[test]
     fn help_comes_from_the_table() {
         let forms = signer_forms_with(" or ", "`");
         assert!(forms.starts_with("a key file path, a `"), "{forms}");

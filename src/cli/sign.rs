@@ -574,6 +574,47 @@ mod tests {
         assert_eq!(format_rate(f64::INFINITY), "0");
     }
 
+    fn sign_args(args: &[&str]) -> Args {
+        use clap::Parser as _;
+        let argv = ["sigbridge", "sign"].iter().chain(args).copied();
+        match super::super::Cli::try_parse_from(argv).unwrap().command {
+            super::super::Command::Sign(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn waiting_flags_are_generic_and_refused_for_signers_that_never_wait() {
+        let spec = SignerSpec::parse("./cosign.key").unwrap();
+        for flags in [&["--no-wait"][..], &["--resume", "42"]] {
+            let args = sign_args(&[&["--signer", "./cosign.key"], flags, &["img"]].concat());
+            let e = deferral(&args, &spec).unwrap_err();
+            assert!(e.to_string().contains("apply only to"), "{e}");
+        }
+        // Not a refusal: --wait-timeout may come from a variable set for every job.
+        let args = sign_args(&["--signer", "./cosign.key", "--wait-timeout", "5m", "img"]);
+        assert!(deferral(&args, &spec).is_ok());
+
+        let deferring = PROVIDERS
+            .iter()
+            .find(|p| p.can_defer())
+            .expect("one provider defers");
+        let uri = format!("{}host/org/project/policy", deferring.schemes()[0]);
+        let spec = SignerSpec::parse(&uri).unwrap();
+        let args = sign_args(&["--signer", &uri, "--no-wait", "img"]);
+        assert_eq!(deferral(&args, &spec).unwrap().0.wait, Wait::No);
+        let args = sign_args(&["--signer", &uri, "--wait-timeout", "90s", "img"]);
+        let (request, resume) = deferral(&args, &spec).unwrap();
+        assert_eq!(request.wait, Wait::UpTo(std::time::Duration::from_secs(90)));
+        assert!(resume.is_none());
+        let args = sign_args(&["--signer", &uri, "--resume", "5f0c", "img"]);
+        let (request, resume) = deferral(&args, &spec).unwrap();
+        assert_eq!(request.wait, Wait::SignerDefault);
+        assert_eq!(resume, Some(Ticket::new(deferring.name(), "5f0c")));
+        let args = sign_args(&["--signer", &uri, "--wait-timeout", "soon", "img"]);
+        assert!(deferral(&args, &spec).is_err());
+    }
+
     #[test]
     fn without_a_terminal_there_is_no_bar() {
         assert!(Progress::new(600, OutputFormat::Json, false).bar.is_none());
