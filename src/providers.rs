@@ -84,8 +84,8 @@ pub fn open_error(e: OpenError) -> Error {
     }
 }
 
-/// The SIGNER forms, from the table: "a key file path, a `pkcs11:` URI<sep>a `signpath://` URI"
-/// style, with `sep` before the last.
+/// The SIGNER forms, from the table: "a key file path, a `pkcs11:` URI, …", with `last_sep`
+/// before the last form.
 pub fn signer_forms(last_sep: &str) -> String {
     signer_forms_with(last_sep, "")
 }

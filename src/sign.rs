@@ -68,8 +68,8 @@ pub struct OpenedSigner<'a> {
 }
 
 impl<'a> OpenedSigner<'a> {
-    /// Open `signer`: for PKCS#11 this loads the module, logs in and finds the key; for SignPath
-    /// it reads and checks the key signatures will be verified with.
+    /// Open `signer`: for PKCS#11 this loads the module, logs in and finds the key; for a
+    /// signing service it reads and checks the key signatures will be verified with.
     pub async fn open(signer: &'a dyn Signer) -> Result<Self> {
         let wrap = |source: SignerError| Error::Signer {
             signer: signer.describe(),
