@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use sigbridge_pkcs11::{Pkcs11Options, Pkcs11Signer};
-use sigbridge_signer::{normalise_signature, Signer};
+use sigbridge_signer::{normalise_signature, SignRequest, Signer};
 use sigbridge_testkit::{HsmKey, HsmKeyType, SoftHsm, SOFTHSM_USER_PIN};
 
 fn rate(count: usize, took: Duration) -> f64 {
@@ -69,11 +69,17 @@ async fn main() -> anyhow::Result<()> {
         // Open, log in and find the key outside the timing.
         let public = signer.public_key().await?;
         let start = Instant::now();
-        let signatures = signer.sign(&payloads).await?;
+        let signatures = signer
+            .sign(&payloads, &SignRequest::default())
+            .await?
+            .into_signed()?;
         let provider = start.elapsed();
 
         let start = Instant::now();
-        let signatures2 = signer.sign(&payloads).await?;
+        let signatures2 = signer
+            .sign(&payloads, &SignRequest::default())
+            .await?
+            .into_signed()?;
         for (payload, raw_sig) in payloads.iter().zip(&signatures2) {
             let der = normalise_signature(&public, raw_sig)?;
             public.verify(payload, &der)?;

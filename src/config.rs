@@ -33,7 +33,7 @@ pub struct ConfigFile {
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
-    /// A SIGNER: key file path, `pkcs11:` URI or `signpath://` URI.
+    /// A SIGNER: a key file path or a URI a provider claims (see [`crate::providers`]).
     pub signer: String,
     /// Free text for humans.
     #[serde(default)]
@@ -90,7 +90,9 @@ pub fn load(path: &Path) -> Result<ConfigFile> {
         .map_err(|e| Error::InvalidInput(format!("{}: {}", path.display(), e.message())))
 }
 
-/// If `arg` names a profile (and is not an existing file or a URI), the profile's SIGNER.
+/// If `arg` names a profile (and is not an existing file or a URI), the profile's SIGNER;
+/// otherwise `arg` itself. The CLI calls this once per SIGNER argument, before
+/// [`crate::providers::SignerSpec::parse`].
 /// A bare name that is neither an existing file nor a profile is refused here, naming the
 /// profiles and configuration files searched, since "cannot read key file NAME" would hide
 /// that profiles exist.
@@ -133,12 +135,18 @@ pub fn resolve_signer(arg: &str) -> Result<String> {
         }
     };
     Err(Error::KeyUnavailable(format!(
-        "signer {arg:?} is not a file, a URI or a profile: there is no file {arg:?}, and {searched}. {SIGNER_FORMS}"
+        "signer {arg:?} is not a file, a URI or a profile: there is no file {arg:?}, and {searched}. {}",
+        signer_forms()
     )))
 }
 
-/// What a SIGNER may be, for error messages.
-pub const SIGNER_FORMS: &str = "A SIGNER is a key file path, a pkcs11: URI, a signpath:// URI, or the name of a profile in sigbridge.toml ($SIGBRIDGE_CONFIG, ./sigbridge.toml or ~/.config/sigbridge/sigbridge.toml)";
+/// What a SIGNER may be, for error messages (the forms come from the provider table).
+pub fn signer_forms() -> String {
+    format!(
+        "A SIGNER is {}, or the name of a profile in sigbridge.toml ($SIGBRIDGE_CONFIG, ./sigbridge.toml or ~/.config/sigbridge/sigbridge.toml)",
+        crate::providers::signer_forms(", ")
+    )
+}
 
 #[cfg(test)]
 mod tests {

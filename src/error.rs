@@ -48,7 +48,7 @@ pub enum ExitCode {
     NoMatchingSignatures = 12,
     /// Nothing was changed because the target already exists or is already final: an output
     /// file (`generate-key-pair`, `public-key --outfile`), or a signing request that already
-    /// reached a final status (`signpath cancel`).
+    /// reached a final status (a provider's `cancel`).
     Conflict = 14,
 }
 

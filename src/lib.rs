@@ -9,11 +9,11 @@ pub mod attach;
 pub mod config;
 pub mod error;
 pub mod payload;
+pub mod providers;
 pub mod reference;
 pub mod registry;
 pub mod resolve;
 pub mod sign;
-pub mod signer;
 pub mod verify;
 
 pub use error::{Error, ExitCode, Result};

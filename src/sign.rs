@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use futures::stream::{self, StreamExt};
 use sigbridge_signer::{
-    normalise_signature, CertificateMaterial, PublicKey, Signer, SignerError, SignerErrorKind,
+    normalise_signature, CertificateMaterial, PublicKey, SignOutcome, SignRequest, Signer,
+    SignerError, SignerErrorKind, Ticket,
 };
 
 use crate::attach::{
@@ -31,6 +32,10 @@ pub struct SignOptions {
     pub signature_repository: Option<Repository>,
     /// How many attaches run at once.
     pub jobs: usize,
+    /// How long the signer may wait (for an approval); `Wait::No` may leave the run pending.
+    pub request: SignRequest,
+    /// Collect this pending job (`--resume`) instead of asking the signer anew.
+    pub resume: Option<Ticket>,
 }
 
 /// The result for one signed image.
@@ -63,8 +68,8 @@ pub struct OpenedSigner<'a> {
 }
 
 impl<'a> OpenedSigner<'a> {
-    /// Open `signer`: for PKCS#11 this loads the module, logs in and finds the key; for SignPath
-    /// it reads and checks the key signatures will be verified with.
+    /// Open `signer`: for PKCS#11 this loads the module, logs in and finds the key; for a
+    /// signing service it reads and checks the key signatures will be verified with.
     pub async fn open(signer: &'a dyn Signer) -> Result<Self> {
         let wrap = |source: SignerError| Error::Signer {
             signer: signer.describe(),
@@ -88,14 +93,15 @@ impl<'a> OpenedSigner<'a> {
 /// Sign each image and attach the signatures, calling `report` with each image's result as
 /// soon as that image is final (written and confirmed), in input order. An `Err` is a failure
 /// of the whole group (the signer refused it, or returned a bad signature); nothing of the
-/// group was attached then.
+/// group was attached then. `Ok(Some(ticket))`: the signer did not sign yet (it was asked not
+/// to wait); nothing was attached.
 pub async fn sign_images<F>(
     client: &RegistryClient,
     opened: &OpenedSigner<'_>,
     images: &[ResolvedImage],
     opts: &SignOptions,
     mut report: F,
-) -> Result<()>
+) -> Result<Option<Ticket>>
 where
     F: FnMut(&ResolvedImage, Result<SignedImage>),
 {
@@ -122,7 +128,14 @@ where
         })
         .collect();
     let bytes: Vec<Vec<u8>> = payloads.iter().map(|(_, p)| p.clone()).collect();
-    let raw = signer.sign(&bytes).await.map_err(signer_error)?;
+    let outcome = match &opts.resume {
+        Some(ticket) => signer.collect(ticket, &bytes, opts.request.wait).await,
+        None => signer.sign(&bytes, &opts.request).await,
+    };
+    let raw = match outcome.map_err(signer_error)? {
+        SignOutcome::Signed(raw) => raw,
+        SignOutcome::Pending(ticket) => return Ok(Some(ticket)),
+    };
     if raw.len() != bytes.len() {
         return Err(signer_error(SignerError::new(
             SignerErrorKind::BadSignature,
@@ -185,7 +198,7 @@ where
     while let Some((img, result)) = results.next().await {
         report(img, result);
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Write one image's signature manifest, confirm it once a racing writer could have landed,
@@ -274,6 +287,9 @@ pub struct BatchSummary {
     pub duplicates: usize,
     /// A failure of the signer that ended the run; reported once, not per image.
     pub run_failure: Option<RunFailure>,
+    /// The signer left a group pending (`--no-wait`); the run stopped there.
+    #[serde(skip)]
+    pub pending: Option<PendingRun>,
     /// The first failure's exit code, if any.
     #[serde(skip)]
     pub first_failure: Option<crate::ExitCode>,
@@ -293,6 +309,16 @@ pub struct RunFailure {
     pub images: Vec<String>,
     /// Whether images after that group were left unstarted.
     pub rest_not_started: bool,
+}
+
+/// A group the signer has not signed yet: what to collect, and for which images.
+#[derive(Clone, Debug)]
+pub struct PendingRun {
+    /// What the signer gave to collect the signatures with later.
+    pub ticket: Ticket,
+    /// The group's images, pinned, in the order they were submitted (the order collecting
+    /// needs).
+    pub images: Vec<String>,
 }
 
 /// Sign a stream of images (already resolved, or failures from resolving), in batches of the
@@ -363,6 +389,13 @@ where
             }
         })
         .await;
+        if let Ok(Some(ticket)) = outcome {
+            summary.pending = Some(PendingRun {
+                ticket,
+                images: group.iter().map(ResolvedImage::pinned).collect(),
+            });
+            return summary;
+        }
         if let Err(e) = outcome {
             // The signer refused the whole group: one failure for the run, not one per image.
             summary.first_failure.get_or_insert(e.exit_code());

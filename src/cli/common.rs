@@ -9,9 +9,8 @@ use secrecy::SecretString;
 use sigbridge::reference::{ImageReference, Repository};
 use sigbridge::registry::{RegistryClient, RegistryOptions};
 use sigbridge::resolve::{resolve_image, ResolvedImage};
-use sigbridge::signer::PasswordSource;
 use sigbridge::{Error, ExitCode};
-use sigbridge_signer::{SignerError, SignerErrorKind};
+use sigbridge_signer::{PasswordSource, SignerError, SignerErrorKind};
 
 /// Registry connection flags (cosign's names where cosign has them).
 #[derive(Debug, Clone, clap::Args)]

@@ -7,6 +7,7 @@ mod generate_key_pair;
 mod pkcs11;
 mod public_key;
 mod sign;
+mod signer;
 mod signpath;
 mod verify;
 
@@ -33,7 +34,7 @@ Exit codes:
   11  image not found (as cosign)
   12  verify: no matching signatures (as cosign)
   14  nothing was changed: an output file already exists (generate-key-pair,
-      public-key --outfile), or the signing request is already final (signpath cancel)";
+      public-key --outfile), or the signing request is already final (a provider's cancel)";
 
 /// Sign container images in cosign's format with keys that live elsewhere, and verify them.
 #[derive(Debug, Parser)]
@@ -75,7 +76,7 @@ pub enum Command {
     Generate(generate::Args),
     /// Sign images: build payloads, sign them with SIGNER, check, and attach to the registry.
     ///
-    /// SIGNER is a key file path, a `pkcs11:` URI, a `signpath://` URI, or the name of a
+    /// SIGNER is a key file path, a URI a provider claims (see `--signer`), or the name of a
     /// profile in sigbridge.toml ($SIGBRIDGE_CONFIG, ./sigbridge.toml, or
     /// ~/.config/sigbridge/sigbridge.toml).
     Sign(sign::Args),

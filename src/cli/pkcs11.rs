@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use serde_json::json;
-use sigbridge::signer::TerminalPinPrompt;
+use sigbridge::providers::TerminalPinPrompt;
 use sigbridge::{Error, ExitCode};
 use sigbridge_pkcs11::{list_keys, list_tokens, PinSources, Pkcs11Error, TokenSelector};
 

@@ -2,17 +2,15 @@
 
 use std::path::PathBuf;
 
-use sigbridge::signer::{open_signer, SignerSpec};
 use sigbridge::{Error, ExitCode};
 
-use super::common::CosignPasswords;
 use super::generate_key_pair::write_new_file;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The signer: a key file path, a `pkcs11:` URI or a `signpath://` URI.
     #[arg(
         long,
+        help = super::signer::signer_help(),
         visible_alias = "key",
         value_name = "SIGNER",
         env = "SIGBRIDGE_SIGNER"
@@ -25,8 +23,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let spec = SignerSpec::parse(&args.signer)?;
-    let signer = open_signer(&spec, &CosignPasswords)?;
+    let signer = super::signer::open(&args.signer, super::LogFormat::Text)?;
     let key = signer.public_key().await.map_err(|source| Error::Signer {
         signer: signer.describe(),
         source,

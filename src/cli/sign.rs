@@ -7,13 +7,17 @@ use std::time::Instant;
 use anyhow::Context as _;
 use futures::stream::StreamExt as _;
 use sigbridge::payload::parse_annotations;
+use sigbridge::providers::{SignerSpec, PROVIDERS};
 use sigbridge::reference::ImageReference;
 use sigbridge::resolve::{expand_recursive, resolve_image};
-use sigbridge::sign::{sign_stream, ImageFailure, OpenedSigner, RunFailure, SignOptions};
-use sigbridge::signer::{open_signer_with, SignerSpec};
+use sigbridge::sign::{
+    sign_stream, ImageFailure, OpenedSigner, PendingRun, RunFailure, SignOptions,
+};
 use sigbridge::{Error, ExitCode};
 
-use super::common::{signature_repository_override, CosignPasswords, RegistryArgs};
+use sigbridge_signer::{parse_duration, SignRequest, Ticket, Wait};
+
+use super::common::{signature_repository_override, RegistryArgs};
 use super::{LogFormat, OutputFormat};
 
 /// Lines longer than this in --images-from are not image references.
@@ -21,9 +25,9 @@ const MAX_REFERENCE_LINE: usize = 4096;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The signer: a key file path, a `pkcs11:` URI or a `signpath://` URI.
     #[arg(
         long,
+        help = super::signer::signer_help(),
         visible_alias = "key",
         value_name = "SIGNER",
         env = "SIGBRIDGE_SIGNER"
@@ -66,19 +70,21 @@ pub struct Args {
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 
-    /// SignPath: submit the signing request, print its id and exit 0 without waiting or
-    /// attaching; finish later with `--resume ID`.
+    /// Signers that wait for approval: submit the signing request, print its id and exit 0
+    /// without waiting or attaching; finish later with `--resume ID`.
     #[arg(long, conflicts_with = "resume")]
     pub no_wait: bool,
 
-    /// SignPath: do not submit; pick up the existing signing request ID (after the process
-    /// was stopped, or after `--no-wait`) for the same images, annotations and identity.
+    /// Signers that wait for approval: do not submit; pick up the existing signing request ID
+    /// (after the process was stopped, or after `--no-wait`) for the same images, annotations
+    /// and identity.
     #[arg(long, value_name = "ID")]
     pub resume: Option<String>,
 
-    /// SignPath: how long to wait for approval and signing (e.g. 90m, 6h; default 6h). The
-    /// request stays on the service when the wait ends; `--resume` picks it up.
-    #[arg(long, value_name = "DURATION", env = "SIGBRIDGE_SIGNPATH_WAIT_TIMEOUT")]
+    /// Signers that wait for approval: how long to wait for approval and signing (e.g. 90m,
+    /// 6h; default: the signer's own, 6h for signing services). The request stays on the
+    /// service when the wait ends; `--resume` picks it up.
+    #[arg(long, value_name = "DURATION")]
     pub wait_timeout: Option<String>,
 
     /// Accepted for cosign compatibility (sigbridge never prompts for confirmation).
@@ -121,16 +127,16 @@ pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> 
         );
     }
     let references = list.references;
-    let spec = SignerSpec::parse(&args.signer)?;
-    let signpath = super::signpath::sign_options(
+    // The profile is resolved once; the provider table does the rest.
+    let uri = super::signer::resolve(&args.signer)?;
+    let spec = SignerSpec::parse(&uri)?;
+    let (request, resume) = deferral(&args, &spec)?;
+    let signer = spec.open(&super::signer::context(
         &args.signer,
-        args.no_wait,
-        args.resume.as_deref(),
-        args.wait_timeout.as_deref(),
         log_format,
-    )?;
-    let signer = open_signer_with(&spec, &CosignPasswords, &signpath)?;
-    // The signer is opened (module, login, key; password; SignPath key check) before any
+        resume.clone(),
+    ))?;
+    // The signer is opened (module, login, key; password; a service's key check) before any
     // registry work: a wrong PIN or password fails the run once, with nothing touched.
     let opened = OpenedSigner::open(signer.as_ref()).await?;
     let client = args.registry.client()?;
@@ -193,6 +199,8 @@ pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> 
         identity: args.identity.clone(),
         signature_repository,
         jobs,
+        request,
+        resume,
     };
     let started = Instant::now();
     let images = tokio_stream_from(rx);
@@ -232,15 +240,9 @@ pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> 
     if let Some(e) = write_error {
         return Err(e).context("writing results to standard output");
     }
-    let submitted_images = summary
-        .run_failure
-        .as_ref()
-        .map(|f| f.images.as_slice())
-        .unwrap_or_default();
-    if let Some(code) =
-        super::signpath::finish_no_wait(&signpath, args.output, &args.signer, submitted_images)
-    {
-        return Ok(code);
+    if let Some(pending) = &summary.pending {
+        finish_pending(pending, args.output, &args.signer);
+        return Ok(ExitCode::Success);
     }
 
     let total = summary.attached + summary.already_present + summary.failed;
@@ -265,6 +267,72 @@ pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> 
         report_run_failure(failure, args.output)?;
     }
     Ok(summary.first_failure.unwrap_or(ExitCode::Success))
+}
+
+/// How the signer is asked to wait (`--no-wait`, `--wait-timeout`), and the ticket to collect
+/// (`--resume`); refused for signers that never wait.
+fn deferral(args: &Args, spec: &SignerSpec<'_>) -> anyhow::Result<(SignRequest, Option<Ticket>)> {
+    // --wait-timeout may come from a variable set for every job, so it is ignored for signers
+    // that never wait; --no-wait and --resume are refused there.
+    if (args.no_wait || args.resume.is_some()) && !spec.provider().can_defer() {
+        let deferring: Vec<String> = PROVIDERS
+            .iter()
+            .filter(|p| p.can_defer())
+            .filter_map(|p| p.schemes().first())
+            .map(|s| format!("{s} signers"))
+            .collect();
+        anyhow::bail!(Error::InvalidInput(format!(
+            "--no-wait and --resume apply only to {}",
+            deferring.join(" and ")
+        )));
+    }
+    let wait = if args.no_wait {
+        Wait::No
+    } else if let Some(t) = &args.wait_timeout {
+        Wait::UpTo(
+            parse_duration(t).map_err(|e| Error::InvalidInput(format!("--wait-timeout: {e}")))?,
+        )
+    } else {
+        Wait::SignerDefault
+    };
+    let resume = args
+        .resume
+        .as_ref()
+        .map(|id| Ticket::new(spec.provider().name(), id.clone()));
+    Ok((SignRequest { wait }, resume))
+}
+
+/// The signer answered "pending" (`--no-wait`): print the ticket (and, with `-o json`, the
+/// pinned images in the order `--resume` needs them) and the command that finishes the run.
+fn finish_pending(pending: &PendingRun, output: OutputFormat, signer: &str) {
+    let resume = resume_command(signer, &pending.ticket, &pending.images);
+    match output {
+        OutputFormat::Text => println!("{}", pending.ticket),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({
+                "signingRequestId": pending.ticket.to_string(),
+                "images": pending.images,
+                "resumeCommand": resume,
+            })
+        ),
+    }
+    eprintln!("Once the request is approved, attach the signatures with (same images, same order):\n    {resume}");
+}
+
+/// `sigbridge sign --signer SIGNER --resume ID IMAGE...`, quoted for a POSIX shell.
+fn resume_command(signer: &str, ticket: &Ticket, images: &[String]) -> String {
+    let id = ticket.to_string();
+    let mut words = vec![
+        "sigbridge",
+        "sign",
+        "--signer",
+        signer,
+        "--resume",
+        id.as_str(),
+    ];
+    words.extend(images.iter().map(String::as_str));
+    shlex::try_join(words.iter().copied()).unwrap_or_else(|_| words.join(" "))
 }
 
 /// The signer failed for a whole group: one line on stderr (and one JSON line), not one per
@@ -504,6 +572,47 @@ mod tests {
         assert_eq!(format_rate(0.0), "0");
         assert_eq!(format_rate(f64::NAN), "0");
         assert_eq!(format_rate(f64::INFINITY), "0");
+    }
+
+    fn sign_args(args: &[&str]) -> Args {
+        use clap::Parser as _;
+        let argv = ["sigbridge", "sign"].iter().chain(args).copied();
+        match super::super::Cli::try_parse_from(argv).unwrap().command {
+            super::super::Command::Sign(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn waiting_flags_are_generic_and_refused_for_signers_that_never_wait() {
+        let spec = SignerSpec::parse("./cosign.key").unwrap();
+        for flags in [&["--no-wait"][..], &["--resume", "42"]] {
+            let args = sign_args(&[&["--signer", "./cosign.key"], flags, &["img"]].concat());
+            let e = deferral(&args, &spec).unwrap_err();
+            assert!(e.to_string().contains("apply only to"), "{e}");
+        }
+        // Not a refusal: --wait-timeout may come from a variable set for every job.
+        let args = sign_args(&["--signer", "./cosign.key", "--wait-timeout", "5m", "img"]);
+        assert!(deferral(&args, &spec).is_ok());
+
+        let deferring = PROVIDERS
+            .iter()
+            .find(|p| p.can_defer())
+            .expect("one provider defers");
+        let uri = format!("{}host/org/project/policy", deferring.schemes()[0]);
+        let spec = SignerSpec::parse(&uri).unwrap();
+        let args = sign_args(&["--signer", &uri, "--no-wait", "img"]);
+        assert_eq!(deferral(&args, &spec).unwrap().0.wait, Wait::No);
+        let args = sign_args(&["--signer", &uri, "--wait-timeout", "90s", "img"]);
+        let (request, resume) = deferral(&args, &spec).unwrap();
+        assert_eq!(request.wait, Wait::UpTo(std::time::Duration::from_secs(90)));
+        assert!(resume.is_none());
+        let args = sign_args(&["--signer", &uri, "--resume", "5f0c", "img"]);
+        let (request, resume) = deferral(&args, &spec).unwrap();
+        assert_eq!(request.wait, Wait::SignerDefault);
+        assert_eq!(resume, Some(Ticket::new(deferring.name(), "5f0c")));
+        let args = sign_args(&["--signer", &uri, "--wait-timeout", "soon", "img"]);
+        assert!(deferral(&args, &spec).is_err());
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! `sigbridge signpath status|cancel ID --signer URI`, and the SignPath parts of `sign`
-//! (`--no-wait`, `--resume ID`, `--wait-timeout`).
+//! `sigbridge signpath status|cancel ID --signer URI`. (`sign --no-wait`/`--resume` are generic
+//! sign flags; the provider answers them through the Signer contract.)
 
-use sigbridge::signer::{open_signpath, SignerSpec};
+use sigbridge::providers::{open_error, SignerSpec};
 use sigbridge::{Error, ExitCode};
 use sigbridge_signer::SignerError;
-use sigbridge_signpath::{parse_duration, ClientError, Mode, Reporter, RequestId, SignPathOptions};
+use sigbridge_signpath::{open_signpath, ClientError, RequestId, SignPathSigner, PROVIDER_NAME};
 
 use super::{LogFormat, OutputFormat};
 
@@ -39,13 +39,17 @@ pub struct IdArgs {
     pub output: OutputFormat,
 }
 
-fn signpath_uri(signer: &str, flag: &str) -> anyhow::Result<String> {
-    match SignerSpec::parse(signer)? {
-        SignerSpec::SignPath(uri) => Ok(uri),
-        _ => anyhow::bail!(Error::InvalidInput(format!(
+/// The SignPath signer `--signer` names (after profile resolution), for `flag`.
+fn open(signer: &str, flag: &str) -> anyhow::Result<SignPathSigner> {
+    let uri = super::signer::resolve(signer)?;
+    let spec = SignerSpec::parse(&uri)?;
+    if spec.provider().name() != PROVIDER_NAME {
+        anyhow::bail!(Error::InvalidInput(format!(
             "{flag} needs a signpath:// signer, not {signer:?}"
-        ))),
+        )));
     }
+    let ctx = super::signer::context(signer, LogFormat::Text, None);
+    Ok(open_signpath(spec.uri(), &ctx).map_err(open_error)?)
 }
 
 fn request_id(text: &str) -> anyhow::Result<RequestId> {
@@ -56,7 +60,7 @@ fn request_id(text: &str) -> anyhow::Result<RequestId> {
 fn signer_error(e: ClientError) -> anyhow::Error {
     Error::Signer {
         signer: "signpath".into(),
-        source: SignerError::new(e.kind(), e.to_string()),
+        source: SignerError::wrap(e.kind(), e),
     }
     .into()
 }
@@ -110,8 +114,7 @@ fn print_status(
 
 async fn status(args: IdArgs) -> anyhow::Result<ExitCode> {
     let id = request_id(&args.id)?;
-    let uri = signpath_uri(&args.signer, "signpath status")?;
-    let signer = open_signpath(&uri, &SignPathOptions::default())?;
+    let signer = open(&args.signer, "signpath status")?;
     let status = signer
         .client()
         .get_request(&id)
@@ -123,8 +126,7 @@ async fn status(args: IdArgs) -> anyhow::Result<ExitCode> {
 
 async fn cancel(args: IdArgs) -> anyhow::Result<ExitCode> {
     let id = request_id(&args.id)?;
-    let uri = signpath_uri(&args.signer, "signpath cancel")?;
-    let signer = open_signpath(&uri, &SignPathOptions::default())?;
+    let signer = open(&args.signer, "signpath cancel")?;
     let client = signer.client();
     if let Err(e) = client.cancel(&id).await {
         // A request that is already final cannot be canceled: say which final status it has.
@@ -145,87 +147,4 @@ async fn cancel(args: IdArgs) -> anyhow::Result<ExitCode> {
     let status = client.get_request(&id).await.map_err(signer_error)?;
     print_status(&id, &status, args.output)?;
     Ok(ExitCode::Success)
-}
-
-/// The SignPath options `sign` hands to the signer, from its flags.
-pub(super) fn sign_options(
-    signer: &str,
-    no_wait: bool,
-    resume: Option<&str>,
-    wait_timeout: Option<&str>,
-    log_format: LogFormat,
-) -> anyhow::Result<SignPathOptions> {
-    let mut options = SignPathOptions::default();
-    // --wait-timeout may come from SIGBRIDGE_SIGNPATH_WAIT_TIMEOUT set for every job, so it is
-    // ignored for other signers; --no-wait and --resume are refused there.
-    if (no_wait || resume.is_some())
-        && !matches!(SignerSpec::parse(signer)?, SignerSpec::SignPath(_))
-    {
-        anyhow::bail!(Error::InvalidInput(
-            "--no-wait and --resume apply only to signpath:// signers".into()
-        ));
-    }
-    options.signer_arg = Some(
-        shlex::try_quote(signer)
-            .map(|q| q.into_owned())
-            .unwrap_or_else(|_| signer.to_string()),
-    );
-    if log_format == LogFormat::Json {
-        options.reporter = Reporter::Json;
-    }
-    if no_wait {
-        options.mode = Mode::SubmitOnly;
-    }
-    if let Some(id) = resume {
-        options.mode = Mode::Resume(request_id(id)?);
-    }
-    if let Some(t) = wait_timeout {
-        options.wait_timeout =
-            parse_duration(t).map_err(|e| Error::InvalidInput(format!("--wait-timeout: {e}")))?;
-    }
-    Ok(options)
-}
-
-/// With `--no-wait`: print the submitted request's id (and, with `-o json`, the pinned images
-/// in the order `--resume` needs them), the command that finishes the run, and return the exit
-/// code (0).
-pub(super) fn finish_no_wait(
-    options: &SignPathOptions,
-    output: OutputFormat,
-    signer: &str,
-    images: &[String],
-) -> Option<ExitCode> {
-    if options.mode != Mode::SubmitOnly {
-        return None;
-    }
-    let id = options.submitted.lock().ok()?.clone()?;
-    let resume = resume_command(signer, &id, images);
-    match output {
-        OutputFormat::Text => println!("{id}"),
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::json!({
-                "signingRequestId": id.to_string(),
-                "images": images,
-                "resumeCommand": resume,
-            })
-        ),
-    }
-    eprintln!("Once the request is approved, attach the signatures with (same images, same order):\n    {resume}");
-    Some(ExitCode::Success)
-}
-
-/// `sigbridge sign --signer SIGNER --resume ID IMAGE...`, quoted for a POSIX shell.
-pub(super) fn resume_command(signer: &str, id: &RequestId, images: &[String]) -> String {
-    let id = id.to_string();
-    let mut words = vec![
-        "sigbridge",
-        "sign",
-        "--signer",
-        signer,
-        "--resume",
-        id.as_str(),
-    ];
-    words.extend(images.iter().map(String::as_str));
-    shlex::try_join(words.iter().copied()).unwrap_or_else(|_| words.join(" "))
 }

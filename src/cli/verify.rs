@@ -10,18 +10,16 @@ use sigbridge::verify::{verify_image, VerifiedSignature, VerifyOptions, DEFAULT_
 use sigbridge::ExitCode;
 use sigbridge_signer::PublicKey;
 
-use sigbridge::signer::{open_signer, SignerSpec};
+use sigbridge::providers::SignerSpec;
 
-use super::common::{
-    read_small_file, resolve, signature_repository_override, CosignPasswords, RegistryArgs, Verb,
-};
+use super::common::{read_small_file, resolve, signature_repository_override, RegistryArgs, Verb};
 use super::OutputFormat;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The public key: a PEM file (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE), env://VAR, a
-    /// `pkcs11:` URI (the key is read from the token, as cosign does), a `signpath://` URI, or
-    /// a signer profile name from sigbridge.toml.
+    /// signer URI such as `pkcs11:` (the key is read from the token, as cosign does), or a
+    /// signer profile name from sigbridge.toml.
     #[arg(long, value_name = "KEY")]
     pub key: String,
 
@@ -119,17 +117,14 @@ fn cosign_view(v: &VerifiedSignature) -> Value {
 }
 
 /// A key from a file or `env://VAR`, as cosign's `--key` accepts them, or the public key of a
-/// signer (a `pkcs11:` or `signpath://` URI, or a profile naming any signer), read the way
+/// signer (a URI a provider claims, or a profile naming any signer), read the way
 /// `public-key --signer` reads it.
 pub async fn load_public_key(spec: &str) -> anyhow::Result<PublicKey> {
-    let resolved = sigbridge::config::resolve_signer(spec)?;
-    let is_signer = resolved != spec
-        || resolved.starts_with("pkcs11:")
-        || resolved.starts_with("signpath://")
-        || resolved.starts_with("signpath+http://")
-        || resolved.starts_with("signpath+https://");
+    let resolved = super::signer::resolve(spec)?;
+    let is_signer = resolved != spec || SignerSpec::parse(&resolved).is_ok_and(|s| s.is_uri());
     if is_signer {
-        let signer = open_signer(&SignerSpec::parse(spec)?, &CosignPasswords)?;
+        let ctx = super::signer::context(spec, super::LogFormat::Text, None);
+        let signer = SignerSpec::parse(&resolved)?.open(&ctx)?;
         return signer.public_key().await.map_err(|source| {
             anyhow::Error::from(sigbridge::Error::Signer {
                 signer: signer.describe(),

@@ -144,8 +144,8 @@ impl LocalKeyError {
 
 impl From<LocalKeyError> for SignerError {
     fn from(err: LocalKeyError) -> Self {
-        // The message already carries every detail; chaining `err` as a source too would print
-        // each line twice in an error report.
-        SignerError::new(err.kind(), err.to_string())
+        // Wrapped, not chained: the message already carries every detail, and the typed error
+        // stays reachable for callers that need it.
+        SignerError::wrap(err.kind(), err)
     }
 }

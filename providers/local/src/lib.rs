@@ -10,6 +10,7 @@
 mod envelope;
 mod error;
 mod private_key;
+mod provider;
 
 use std::fmt;
 use std::io::Read as _;
@@ -19,10 +20,14 @@ use async_trait::async_trait;
 use rand_core::{OsRng, RngCore as _};
 use secrecy::SecretString;
 use sigbridge_signer::pem::{self, PemBlock};
-use sigbridge_signer::{normalise_signature, KeyKind, PublicKey, Signer, SignerError};
+use sigbridge_signer::{
+    normalise_signature, Capabilities, KeyKind, PublicKey, SignOutcome, SignRequest, Signer,
+    SignerError,
+};
 use zeroize::Zeroizing;
 
 pub use error::LocalKeyError;
+pub use provider::LocalProvider;
 
 use envelope::Envelope;
 use private_key::PrivateKey;
@@ -302,11 +307,26 @@ impl Signer for LocalSigner {
         Ok(self.public_key.clone())
     }
 
-    async fn sign(&self, payloads: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, SignerError> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            deferred: false,
+            // RSA signing blinds the private operation, but the `rsa` crate's Marvin advisory
+            // (RUSTSEC-2023-0071) has no fixed release: fine for a key owner signing their own
+            // images, not for signing on behalf of others who can time it.
+            safe_for_remote_callers: !matches!(self.kind(), KeyKind::Rsa { .. }),
+        }
+    }
+
+    async fn sign(
+        &self,
+        payloads: &[Vec<u8>],
+        _request: &SignRequest,
+    ) -> Result<SignOutcome, SignerError> {
         payloads
             .iter()
             .map(|payload| self.sign_one(payload).map_err(SignerError::from))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()
+            .map(SignOutcome::Signed)
     }
 }
 

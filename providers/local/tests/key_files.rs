@@ -9,7 +9,9 @@ use secrecy::SecretString;
 use sigbridge_local::{
     generate_key_pair, KeyFile, LocalKeyError, LocalSigner, COSIGN_LABEL, SIGSTORE_LABEL,
 };
-use sigbridge_signer::{pem, KeyKind, PublicKey, Signer, SignerError, SignerErrorKind};
+use sigbridge_signer::{
+    pem, KeyKind, PublicKey, SignRequest, Signer, SignerError, SignerErrorKind,
+};
 
 fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -440,10 +442,90 @@ async fn signer_trait() {
     let boxed: Box<dyn Signer> = Box::new(signer);
     let key = boxed.public_key().await.unwrap();
     let payloads = vec![b"one".to_vec(), b"two".to_vec(), Vec::new()];
-    let sigs = boxed.sign(&payloads).await.unwrap();
+    let sigs = boxed
+        .sign(&payloads, &SignRequest::default())
+        .await
+        .unwrap()
+        .into_signed()
+        .unwrap();
     assert_eq!(sigs.len(), 3);
     for (payload, sig) in payloads.iter().zip(&sigs) {
         key.verify(payload, sig).unwrap();
     }
     assert!(boxed.certificate().await.unwrap().is_none());
+}
+
+#[test]
+fn rsa_keys_are_not_offered_to_remote_callers() {
+    // RUSTSEC-2023-0071: the local CLI may sign with RSA (blinded), a server or plugin may not.
+    for name in ["rsa2048-pkcs8.pem", "rsa2048-pkcs1.pem"] {
+        let signer = open(name, None).unwrap();
+        assert!(!signer.capabilities().safe_for_remote_callers, "{name}");
+        let e = sigbridge_signer::require_safe_for_remote_callers(&signer).unwrap_err();
+        assert_eq!(e.kind(), SignerErrorKind::Unsupported, "{name}");
+    }
+    for name in ["p256-pkcs8.pem", "p384-pkcs8.pem", "ed25519-pkcs8.pem"] {
+        let signer = open(name, None).unwrap();
+        assert!(signer.capabilities().safe_for_remote_callers, "{name}");
+        assert!(!signer.capabilities().deferred, "{name}");
+        sigbridge_signer::require_safe_for_remote_callers(&signer).unwrap();
+    }
+}
+
+#[test]
+fn provider_errors_keep_their_type() {
+    let e: SignerError = open("cosign-hello.key", Some("wrong")).unwrap_err().into();
+    assert_eq!(e.kind(), SignerErrorKind::Credentials);
+    assert!(
+        matches!(
+            e.downcast_ref::<LocalKeyError>(),
+            Some(LocalKeyError::WrongPassword { .. })
+        ),
+        "{e:?}"
+    );
+    // The text is not repeated as a cause.
+    assert_eq!(sigbridge_signer::error_chain(&e), e.to_string());
+}
+
+struct NoPassword;
+
+impl sigbridge_signer::PasswordSource for NoPassword {
+    fn password_for(
+        &self,
+        _key: &std::path::Path,
+    ) -> Result<Option<secrecy::SecretString>, SignerError> {
+        Ok(None)
+    }
+}
+
+#[test]
+fn the_provider_opens_key_files_and_file_uris() {
+    use sigbridge_signer::{OpenContext, OpenError, Provider as _};
+    let env = |_: &str| -> Option<String> { None };
+    let ctx = OpenContext {
+        env: &env,
+        passwords: &NoPassword,
+        prompt: None,
+        log_format: Default::default(),
+        signer_arg: None,
+        resuming: None,
+    };
+    let provider = sigbridge_local::LocalProvider;
+    assert!(provider.schemes().is_empty());
+    assert!(!provider.can_defer());
+    let path = fixture_path("p256-pkcs8.pem");
+    let signer = provider
+        .open(&format!("file://{}", path.display()), &ctx)
+        .unwrap();
+    assert_eq!(signer.describe(), format!("local key {}", path.display()));
+    // An encrypted key without a password: a credentials error naming the file.
+    let encrypted = fixture_path("cosign-hello.key");
+    match provider.open(&encrypted.display().to_string(), &ctx) {
+        Err(OpenError::Signer { signer, source }) => {
+            assert_eq!(signer, format!("local key {}", encrypted.display()));
+            assert_eq!(source.kind(), SignerErrorKind::Credentials);
+        }
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("opened an encrypted key without a password"),
+    }
 }

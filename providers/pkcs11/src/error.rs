@@ -187,8 +187,8 @@ impl Pkcs11Error {
 
 impl From<Pkcs11Error> for SignerError {
     fn from(e: Pkcs11Error) -> Self {
-        // The message already includes the cause; attaching it as a source too would print it
-        // twice in `Error: a: b: b` chains.
-        SignerError::new(e.kind(), e.to_string())
+        // Wrapped, not chained: the message already includes the cause (chaining would print it
+        // twice), and the typed error stays reachable through `downcast_ref`.
+        SignerError::wrap(e.kind(), e)
     }
 }

@@ -17,6 +17,7 @@
 mod error;
 pub mod keys;
 pub mod module;
+mod provider;
 pub mod session;
 pub mod sign;
 pub mod uri;
@@ -27,11 +28,14 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use cryptoki::session::Session;
 use sigbridge_signer::pem;
-use sigbridge_signer::{CertificateMaterial, PublicKey, Signer, SignerError, SignerErrorKind};
+use sigbridge_signer::{
+    CertificateMaterial, PublicKey, SignOutcome, SignRequest, Signer, SignerError, SignerErrorKind,
+};
 
 pub use error::Pkcs11Error;
 pub use keys::KeyName;
 pub use module::{TokenSelector, TokenSlot, MODULE_PATH_ENV};
+pub use provider::Pkcs11Provider;
 pub use session::{login_count, read_pin_file, PinPrompt, PinSources, PIN_ENV};
 pub use uri::{ObjectType, Pkcs11Uri, UriError};
 
@@ -356,7 +360,11 @@ impl Signer for Pkcs11Signer {
         self.with_opened(|o| Ok(o.certificate.clone())).await
     }
 
-    async fn sign(&self, payloads: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, SignerError> {
+    async fn sign(
+        &self,
+        payloads: &[Vec<u8>],
+        _request: &SignRequest,
+    ) -> Result<SignOutcome, SignerError> {
         let payloads = payloads.to_vec();
         self.with_opened(move |o| {
             let signatures = payloads
@@ -364,7 +372,7 @@ impl Signer for Pkcs11Signer {
                 .map(|p| o.scheme.sign(&o.session, o.key.handle, p))
                 .collect::<Result<Vec<_>, _>>()?;
             tracing::debug!(count = signatures.len(), key = %o.key.summary(), "pkcs11: signed in one session");
-            Ok(signatures)
+            Ok(SignOutcome::Signed(signatures))
         })
         .await
     }

@@ -32,11 +32,8 @@ pub fn login_count() -> usize {
     LOGIN_CALLS.load(Ordering::SeqCst)
 }
 
-/// Asks a person for a PIN (a terminal prompt). Implementations decide whether they can ask.
-pub trait PinPrompt: Send + Sync {
-    /// Ask with `message`; `Ok(None)` when nobody can be asked (no terminal).
-    fn prompt(&self, message: &str) -> Result<Option<SecretString>, String>;
-}
+/// Asks a person for a PIN: the generic prompt every provider gets from its caller.
+pub use sigbridge_signer::SecretPrompt as PinPrompt;
 
 /// Where a PIN comes from, in order: `pin-value` in the URI, `pin-source` (a file), the
 /// `COSIGN_PKCS11_PIN` environment variable, and last a prompt, only if the token requires

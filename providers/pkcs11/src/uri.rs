@@ -268,15 +268,6 @@ impl Pkcs11Uri {
     pub fn has_pin_value(&self) -> bool {
         self.pin_value.is_some()
     }
-
-    /// Which key the URI names, for messages: `id=…` wins over `object=…`, as in cosign.
-    pub fn key_description(&self) -> String {
-        match (&self.id, &self.object) {
-            (Some(id), _) => format!("id {}", hex::encode(id)),
-            (None, Some(label)) => format!("label {label:?}"),
-            (None, None) => "(no key named)".into(),
-        }
-    }
 }
 
 /// `pin-source` is a path or a `file:` URI (`file:/p`, `file:///p`, `file://localhost/p`).

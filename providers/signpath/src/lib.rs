@@ -18,9 +18,9 @@
 mod artifact;
 mod client;
 mod config;
-mod duration;
 mod id;
 mod progress;
+mod provider;
 mod retry;
 mod signer;
 mod status;
@@ -28,9 +28,12 @@ mod status;
 pub use artifact::{build_artifact, extract_signatures, Artifact, ArtifactError, ExtractLimits};
 pub use client::{ClientError, SignPathClient};
 pub use config::{ConfigError, SignPathConfig, TokenSource};
-pub use duration::parse_duration;
 pub use id::RequestId;
 pub use progress::{Reporter, WaitReporter};
+pub use provider::{open_signpath, SignPathProvider};
 pub use retry::{parse_retry_after, RetryPolicy};
-pub use signer::{Mode, SignPathOptions, SignPathSigner, SubmittedSlot, DEFAULT_WAIT_TIMEOUT};
+pub use signer::{
+    ticket_id, SignPathOptions, SignPathSigner, DEFAULT_WAIT_TIMEOUT, PROVIDER_NAME,
+    WAIT_TIMEOUT_ENV,
+};
 pub use status::{RequestStatus, Status};

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::duration::format_elapsed;
 use crate::id::RequestId;
 use crate::status::RequestStatus;
+use sigbridge_signer::format_elapsed;
 
 /// Receives the events of one signing request's life.
 pub trait WaitReporter: Send + Sync {

@@ -1,10 +1,12 @@
 //! [`SignPathSigner`]: the [`Signer`] over a SignPath-style service.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use sigbridge_signer::{PublicKey, Signer, SignerError, SignerErrorKind};
+use sigbridge_signer::{
+    Capabilities, PublicKey, SignOutcome, SignRequest, Signer, SignerError, SignerErrorKind,
+    Ticket, Wait,
+};
 use tokio::sync::OnceCell;
 
 use crate::artifact::{
@@ -12,35 +14,20 @@ use crate::artifact::{
 };
 use crate::client::{ClientError, SignPathClient};
 use crate::config::SignPathConfig;
-use crate::duration::format_elapsed;
 use crate::id::RequestId;
 use crate::progress::{Reporter, WaitReporter};
 use crate::retry::{jitter, RetryPolicy};
 use crate::status::{RequestStatus, Status};
-
-/// What `sign` does with the service.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Mode {
-    /// Submit, wait for a final status, download (the default).
-    #[default]
-    Wait,
-    /// Submit and stop: the request id is put in the [`SubmittedSlot`] and `sign` returns an
-    /// error saying so (nothing can be attached without signatures). `sign --no-wait`.
-    SubmitOnly,
-    /// Do not submit: check that the existing request holds exactly these payloads, then wait
-    /// for it and download. `sign --resume ID`.
-    Resume(RequestId),
-}
-
-/// Where the id of a submitted request is recorded for the caller.
-pub type SubmittedSlot = Arc<Mutex<Option<RequestId>>>;
+use sigbridge_signer::format_elapsed;
 
 /// How the signer waits and what it accepts.
 #[derive(Clone, Debug)]
 pub struct SignPathOptions {
-    /// Submit/wait/resume.
-    pub mode: Mode,
-    /// Give up waiting for a final status after this long (the request stays on the service).
+    /// The signing request the run will collect (`sign --resume`): its certificate is the key
+    /// signatures are checked with.
+    pub resume: Option<RequestId>,
+    /// Give up waiting for a final status after this long (the request stays on the service),
+    /// unless the sign request names its own limit.
     pub wait_timeout: Duration,
     /// First poll delay (doubled up to `poll_max`, and reset when the status changes).
     pub poll_initial: Duration,
@@ -48,8 +35,6 @@ pub struct SignPathOptions {
     pub poll_max: Duration,
     /// Retries of idempotent calls.
     pub retry: RetryPolicy,
-    /// Receives the id of the request this signer submits.
-    pub submitted: SubmittedSlot,
     /// How waiting is shown.
     pub reporter: Reporter,
     /// Limits for the signed zip's content.
@@ -61,18 +46,20 @@ pub struct SignPathOptions {
     pub signer_arg: Option<String>,
 }
 
+/// How long to wait for a final status, unless `sign --wait-timeout` says.
+pub const WAIT_TIMEOUT_ENV: &str = "SIGBRIDGE_SIGNPATH_WAIT_TIMEOUT";
+
 /// Default wait for a final status: long enough for a person to approve.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 impl Default for SignPathOptions {
     fn default() -> Self {
         Self {
-            mode: Mode::Wait,
+            resume: None,
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
             poll_initial: Duration::from_secs(2),
             poll_max: Duration::from_secs(30),
             retry: RetryPolicy::default(),
-            submitted: SubmittedSlot::default(),
             reporter: Reporter::Console,
             limits: ExtractLimits::default(),
             max_download: 64 * 1024 * 1024,
@@ -82,9 +69,9 @@ impl Default for SignPathOptions {
 }
 
 impl SignPathOptions {
-    /// Apply `SIGBRIDGE_SIGNPATH_POLL_INTERVAL_MS` and `SIGBRIDGE_SIGNPATH_POLL_MAX_MS` from
-    /// `env`. Short intervals also shorten the retry backoff, so tests need not wait for real
-    /// seconds.
+    /// Apply `SIGBRIDGE_SIGNPATH_WAIT_TIMEOUT`, `SIGBRIDGE_SIGNPATH_POLL_INTERVAL_MS` and
+    /// `SIGBRIDGE_SIGNPATH_POLL_MAX_MS` from `env`. Short intervals also shorten the retry
+    /// backoff, so tests need not wait for real seconds.
     pub fn with_env(mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
         let ms = |name: &str| -> Result<Option<Duration>, String> {
             match env(name) {
@@ -106,6 +93,10 @@ impl SignPathOptions {
         if let Some(d) = ms("SIGBRIDGE_SIGNPATH_POLL_MAX_MS")? {
             self.poll_max = d.max(self.poll_initial);
         }
+        if let Some(t) = env(WAIT_TIMEOUT_ENV).filter(|t| !t.trim().is_empty()) {
+            self.wait_timeout = sigbridge_signer::parse_duration(&t)
+                .map_err(|e| format!("{WAIT_TIMEOUT_ENV}: {e}"))?;
+        }
         Ok(self)
     }
 }
@@ -121,7 +112,7 @@ impl std::fmt::Debug for SignPathSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignPathSigner")
             .field("client", &self.client)
-            .field("mode", &self.options.mode)
+            .field("resume", &self.options.resume)
             .finish_non_exhaustive()
     }
 }
@@ -131,7 +122,7 @@ fn err(kind: SignerErrorKind, message: impl Into<String>) -> SignerError {
 }
 
 fn client_err(e: ClientError) -> SignerError {
-    err(e.kind(), e.to_string())
+    SignerError::wrap(e.kind(), e)
 }
 
 /// The digests a request's zip was built for, in submission order, from its entry names
@@ -291,7 +282,7 @@ impl SignPathSigner {
             }
             return Ok(key);
         }
-        if let Mode::Resume(id) = &self.options.mode {
+        if let Some(id) = &self.options.resume {
             if let Some(der) = self
                 .client
                 .request_certificate(id)
@@ -345,6 +336,7 @@ impl SignPathSigner {
     async fn wait(
         &self,
         id: &RequestId,
+        limit: Duration,
         reporter: &dyn WaitReporter,
     ) -> Result<RequestStatus, SignerError> {
         let start = Instant::now();
@@ -356,7 +348,7 @@ impl SignPathSigner {
                 // A service outage longer than the per-call retries must not end a wait of
                 // hours: keep polling (slowly) until the wait limit.
                 Err(ClientError::Network { reason, .. })
-                    if start.elapsed() + self.options.poll_max < self.options.wait_timeout =>
+                    if start.elapsed() + self.options.poll_max < limit =>
                 {
                     tracing::warn!(signing_request = %id, %reason, "cannot read the signing request's status; still waiting");
                     tokio::time::sleep(self.options.poll_max).await;
@@ -374,7 +366,7 @@ impl SignPathSigner {
                 last = Some(shown.clone());
             }
             let elapsed = start.elapsed();
-            if elapsed >= self.options.wait_timeout {
+            if elapsed >= limit {
                 return Err(err(
                     SignerErrorKind::Canceled,
                     format!(
@@ -386,7 +378,7 @@ impl SignPathSigner {
                     ),
                 ));
             }
-            let remaining = self.options.wait_timeout - elapsed;
+            let remaining = limit - elapsed;
             tokio::time::sleep(jitter(interval).min(remaining)).await;
             interval = (interval * 2).min(self.options.poll_max);
         }
@@ -434,44 +426,114 @@ impl Signer for SignPathSigner {
         self.key.get_or_try_init(|| self.load_key()).await.cloned()
     }
 
-    async fn sign(&self, payloads: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, SignerError> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            deferred: true,
+            safe_for_remote_callers: true,
+        }
+    }
+
+    async fn sign(
+        &self,
+        payloads: &[Vec<u8>],
+        request: &SignRequest,
+    ) -> Result<SignOutcome, SignerError> {
         let artifact = build_artifact(payloads)
-            .map_err(|e| err(SignerErrorKind::Unavailable, e.to_string()))?;
+            .map_err(|e| SignerError::wrap(SignerErrorKind::Unavailable, e))?;
         let reporter = self.options.reporter.build();
-        let id = match &self.options.mode {
-            Mode::Wait | Mode::SubmitOnly => {
-                let description = self.description(&artifact);
-                let id = self
+        let description = self.description(&artifact);
+        let id = self
+            .client
+            .submit(&artifact, Some(&description))
+            .await
+            .map_err(client_err)?;
+        reporter.submitted(&id, artifact.entries.len(), &self.command("resume", &id));
+        let Some(limit) = self.limit(request.wait) else {
+            return Ok(SignOutcome::Pending(ticket(&id)));
+        };
+        self.finish(&id, &artifact, limit, reporter.as_ref()).await
+    }
+
+    async fn collect(
+        &self,
+        ticket: &Ticket,
+        payloads: &[Vec<u8>],
+        wait: Wait,
+    ) -> Result<SignOutcome, SignerError> {
+        let id = ticket_id(ticket)?;
+        let artifact = build_artifact(payloads)
+            .map_err(|e| SignerError::wrap(SignerErrorKind::Unavailable, e))?;
+        let unsigned = self
+            .client
+            .download_unsigned(&id, self.options.max_download)
+            .await
+            .map_err(client_err)?;
+        check_same_payloads(&unsigned, &artifact)
+            .map_err(|e| self.resume_mismatch(&id, &unsigned, &artifact, &e))?;
+        tracing::info!(signing_request = %id, "resuming: the request holds exactly these payloads");
+        let reporter = self.options.reporter.build();
+        let limit = match self.limit(wait) {
+            Some(limit) => limit,
+            // Not waiting: one look, and pending unless it is already over.
+            None => {
+                let status = self
                     .client
-                    .submit(&artifact, Some(&description))
+                    .get_status(&id)
                     .await
-                    .map_err(client_err)?;
-                if let Ok(mut slot) = self.options.submitted.lock() {
-                    *slot = Some(id.clone());
+                    .map_err(|e| self.client_err_for(&id, e))?;
+                if !status.is_final {
+                    return Ok(SignOutcome::Pending(ticket.clone()));
                 }
-                reporter.submitted(&id, artifact.entries.len(), &self.command("resume", &id));
-                if self.options.mode == Mode::SubmitOnly {
-                    return Err(err(
-                        SignerErrorKind::Unavailable,
-                        format!("submitted signing request {id} and did not wait for it (--no-wait); nothing was attached yet: run `{}` ({SAME_IMAGES}) once it is approved", self.command("resume", &id)),
-                    ));
-                }
-                id
-            }
-            Mode::Resume(id) => {
-                let unsigned = self
-                    .client
-                    .download_unsigned(id, self.options.max_download)
-                    .await
-                    .map_err(client_err)?;
-                check_same_payloads(&unsigned, &artifact)
-                    .map_err(|e| self.resume_mismatch(id, &unsigned, &artifact, &e))?;
-                tracing::info!(signing_request = %id, "resuming: the request holds exactly these payloads");
-                id.clone()
+                Duration::ZERO
             }
         };
+        self.finish(&id, &artifact, limit, reporter.as_ref()).await
+    }
+}
 
-        let outcome = self.wait(&id, reporter.as_ref()).await;
+/// The provider's name, in tickets and the provider table.
+pub const PROVIDER_NAME: &str = "signpath";
+
+fn ticket(id: &RequestId) -> Ticket {
+    Ticket::new(PROVIDER_NAME, id.to_string())
+}
+
+/// The request id a ticket names, refused when another provider made it.
+pub fn ticket_id(ticket: &Ticket) -> Result<RequestId, SignerError> {
+    if ticket.provider() != PROVIDER_NAME {
+        return Err(err(
+            SignerErrorKind::Unsupported,
+            format!(
+                "{ticket} is a {} ticket, not a signing request of this service",
+                ticket.provider()
+            ),
+        ));
+    }
+    ticket
+        .id()
+        .parse::<RequestId>()
+        .map_err(|e| SignerError::wrap(SignerErrorKind::InvalidKey, e))
+}
+
+impl SignPathSigner {
+    /// How long to wait, or `None` for not at all.
+    fn limit(&self, wait: Wait) -> Option<Duration> {
+        match wait {
+            Wait::No => None,
+            Wait::SignerDefault => Some(self.options.wait_timeout),
+            Wait::UpTo(d) => Some(d),
+        }
+    }
+
+    /// Wait up to `limit` for request `id`, then download and check its signatures.
+    async fn finish(
+        &self,
+        id: &RequestId,
+        artifact: &Artifact,
+        limit: Duration,
+        reporter: &dyn WaitReporter,
+    ) -> Result<SignOutcome, SignerError> {
+        let outcome = self.wait(id, limit, reporter).await;
         reporter.finished();
         let status = outcome?;
         let workflow = status
@@ -509,16 +571,16 @@ impl Signer for SignPathSigner {
 
         let zip = self
             .client
-            .download_signed(&id, self.options.max_download)
+            .download_signed(id, self.options.max_download)
             .await
-            .map_err(|e| self.client_err_for(&id, e))?;
+            .map_err(|e| self.client_err_for(id, e))?;
         let signatures = extract_signatures(&zip, &artifact.entries, &self.options.limits).map_err(|e| {
             err(
                 SignerErrorKind::BadSignature,
                 format!("refusing the signed artifact of signing request {id}: {e}; nothing was attached"),
             )
         })?;
-        self.check_request_certificate(&id).await?;
-        Ok(signatures)
+        self.check_request_certificate(id).await?;
+        Ok(SignOutcome::Signed(signatures))
     }
 }

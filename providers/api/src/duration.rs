@@ -48,7 +48,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// `1h02m03s`-style text for progress lines.
-pub(crate) fn format_elapsed(d: Duration) -> String {
+pub fn format_elapsed(d: Duration) -> String {
     let s = d.as_secs();
     let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
     if h > 0 {
