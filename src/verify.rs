@@ -13,7 +13,7 @@ use futures::stream::{self, StreamExt};
 use sigbridge_signer::PublicKey;
 
 use crate::error::{Error, Result};
-use crate::format::{Expectations, SignatureFormat};
+use crate::format::SignatureFormat;
 use crate::registry::manifest::Descriptor;
 use crate::resolve::ResolvedImage;
 use crate::store::SignatureStore;
@@ -116,27 +116,42 @@ async fn check_candidate(
     format: &dyn SignatureFormat,
     store: &dyn SignatureStore,
     image: &ResolvedImage,
-    candidate: &Descriptor,
+    stored: &Descriptor,
     opts: &VerifyOptions,
 ) -> std::result::Result<VerifiedSignature, String> {
-    let sealed = format.open(candidate)?;
-    if candidate.size > opts.max_payload_size {
+    format.screen(stored)?;
+    if stored.size > opts.max_payload_size {
         return Err(format!(
             "signature layer {}: payload of {} bytes exceeds the limit of {} (COSIGN_MAX_ATTACHMENT_SIZE)",
-            candidate.digest, candidate.size, opts.max_payload_size
+            stored.digest, stored.size, opts.max_payload_size
         ));
     }
     // Exactly the declared size: a registry streaming more is cut off after one extra byte.
     let blob = store
-        .fetch(image, candidate)
+        .fetch(image, stored)
         .await
-        .map_err(|e| format!("signature layer {}: reading payload: {e}", candidate.digest))?;
-    let expected = Expectations {
-        key: &opts.key,
-        digest: &image.digest,
-        annotations: &opts.annotations,
-    };
-    format.check(candidate, sealed, blob, &expected)
+        .map_err(|e| format!("signature layer {}: reading payload: {e}", stored.digest))?;
+    let candidate = format.open(stored, blob)?;
+    // cosign's order: the signature over the exact signed bytes first, then the claims.
+    opts.key
+        .verify(&candidate.signed, &candidate.signature)
+        .map_err(|e| format!("signature layer {}: {e}", stored.digest))?;
+    let parsed = format.claims(stored, &candidate)?;
+    if parsed.manifest_digest != image.digest.to_string() {
+        return Err(format!(
+            "invalid or missing digest in claim: {}",
+            parsed.manifest_digest
+        ));
+    }
+    if !parsed.has_annotations(&opts.annotations) {
+        return Err("missing or incorrect annotation".to_string());
+    }
+    Ok(VerifiedSignature {
+        payload: candidate.signed.to_vec(),
+        parsed,
+        signature: candidate.signature_text,
+        certificate: candidate.certificate,
+    })
 }
 
 #[cfg(test)]

@@ -64,26 +64,18 @@ pub enum Dedupe {
     ExactOnly,
 }
 
-/// What a stored entry says before its blob is read.
+/// A stored signature read back: what was signed and the signature over it.
 #[derive(Clone, Debug)]
-pub struct Sealed {
+pub struct Candidate {
+    /// The exact bytes the signature is over (simple signing: the blob; a DSSE bundle: the
+    /// pre-authentication encoding of its statement).
+    pub signed: Bytes,
     /// The raw (decoded) signature.
     pub signature: Vec<u8>,
-    /// The signature as stored (text).
+    /// The signature as stored (text), for output.
     pub signature_text: String,
     /// The PEM certificate stored with it, if any.
     pub certificate: Option<String>,
-}
-
-/// What a stored signature must satisfy to count.
-#[derive(Clone, Debug)]
-pub struct Expectations<'a> {
-    /// The key the signature must verify with.
-    pub key: &'a PublicKey,
-    /// The image digest the payload must claim.
-    pub digest: &'a Digest,
-    /// Annotations the payload must carry with equal string values.
-    pub annotations: &'a BTreeMap<String, String>,
 }
 
 /// A signature that passed every check.
@@ -99,8 +91,10 @@ pub struct VerifiedSignature {
     pub certificate: Option<String>,
 }
 
-/// A signature format. Errors while reading stored candidates are one line of text each: a
-/// candidate that fails is a reason, not a failure of the whole verify.
+/// A signature format. Reading back is split so the checks common to all formats (size limits,
+/// the key, the claimed digest, `-a` annotations) stay in [`crate::verify`]. Errors while
+/// reading stored candidates are one line of text each: a candidate that fails is a reason,
+/// not a failure of the whole verify.
 pub trait SignatureFormat: Send + Sync {
     /// The bytes to sign for `image`.
     fn payload(&self, image: &ResolvedImage) -> Payload;
@@ -117,15 +111,13 @@ pub trait SignatureFormat: Send + Sync {
     /// store checks itself).
     fn is_duplicate(&self, stored: &Descriptor, new: &Envelope, dedupe: &Dedupe) -> bool;
 
-    /// Read what a stored entry says without its blob; `Err` if it is not a usable signature.
-    fn open(&self, stored: &Descriptor) -> Result<Sealed, String>;
+    /// Refuse a stored entry that cannot be a usable signature, from its descriptor alone
+    /// (before its blob is read).
+    fn screen(&self, stored: &Descriptor) -> Result<(), String>;
 
-    /// Check a stored signature with its blob against what is expected.
-    fn check(
-        &self,
-        stored: &Descriptor,
-        sealed: Sealed,
-        blob: Bytes,
-        expected: &Expectations<'_>,
-    ) -> Result<VerifiedSignature, String>;
+    /// Read a stored entry and its blob back into what was signed and the signature.
+    fn open(&self, stored: &Descriptor, blob: Bytes) -> Result<Candidate, String>;
+
+    /// What a candidate whose signature verified claims (image digest, identity, annotations).
+    fn claims(&self, stored: &Descriptor, candidate: &Candidate) -> Result<ParsedPayload, String>;
 }

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use sigbridge_signer::CertificateMaterial;
 
-use super::{Dedupe, Envelope, Expectations, Payload, Sealed, SignatureFormat, VerifiedSignature};
+use super::{Candidate, Dedupe, Envelope, Payload, SignatureFormat};
 use crate::payload::{ParsedPayload, SimpleSigningPayload};
 use crate::registry::manifest::{media_types, Descriptor};
 use crate::resolve::ResolvedImage;
@@ -103,58 +103,49 @@ impl SignatureFormat for SimpleSigning {
         key.verify(&new.blob, &stored_sig).is_ok()
     }
 
-    fn open(&self, stored: &Descriptor) -> Result<Sealed, String> {
-        let empty = BTreeMap::new();
-        let annotations = stored.annotations.as_ref().unwrap_or(&empty);
-        let Some(b64) = annotations.get(SIGNATURE_ANNOTATION) else {
-            return Err(format!(
-                "signature layer {} is missing {SIGNATURE_ANNOTATION:?} annotation",
-                stored.digest
-            ));
-        };
-        let signature = decode_signature_annotation(b64).map_err(|e| {
-            format!(
-                "signature layer {}: signature is not valid base64: {e}",
-                stored.digest
-            )
-        })?;
-        Ok(Sealed {
+    fn screen(&self, stored: &Descriptor) -> Result<(), String> {
+        signature_of(stored).map(|_| ())
+    }
+
+    fn open(&self, stored: &Descriptor, blob: Bytes) -> Result<Candidate, String> {
+        let (signature, signature_text) = signature_of(stored)?;
+        Ok(Candidate {
+            signed: blob,
             signature,
-            signature_text: b64.clone(),
-            certificate: annotations.get(CERTIFICATE_ANNOTATION).cloned(),
+            signature_text,
+            certificate: stored
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(CERTIFICATE_ANNOTATION))
+                .cloned(),
         })
     }
 
-    fn check(
-        &self,
-        stored: &Descriptor,
-        sealed: Sealed,
-        blob: Bytes,
-        expected: &Expectations<'_>,
-    ) -> Result<VerifiedSignature, String> {
-        // cosign's order: the signature over the exact blob first, then the claims.
-        expected
-            .key
-            .verify(&blob, &sealed.signature)
-            .map_err(|e| format!("signature layer {}: {e}", stored.digest))?;
-        let parsed = ParsedPayload::parse(&blob)
-            .map_err(|e| format!("signature layer {}: {e}", stored.digest))?;
-        if parsed.manifest_digest != expected.digest.to_string() {
-            return Err(format!(
-                "invalid or missing digest in claim: {}",
-                parsed.manifest_digest
-            ));
-        }
-        if !parsed.has_annotations(expected.annotations) {
-            return Err("missing or incorrect annotation".to_string());
-        }
-        Ok(VerifiedSignature {
-            payload: blob.to_vec(),
-            parsed,
-            signature: sealed.signature_text,
-            certificate: sealed.certificate,
-        })
+    fn claims(&self, stored: &Descriptor, candidate: &Candidate) -> Result<ParsedPayload, String> {
+        ParsedPayload::parse(&candidate.signed)
+            .map_err(|e| format!("signature layer {}: {e}", stored.digest))
     }
+}
+
+/// The signature annotation of a stored layer, decoded, and as stored.
+fn signature_of(stored: &Descriptor) -> Result<(Vec<u8>, String), String> {
+    let Some(b64) = stored
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SIGNATURE_ANNOTATION))
+    else {
+        return Err(format!(
+            "signature layer {} is missing {SIGNATURE_ANNOTATION:?} annotation",
+            stored.digest
+        ));
+    };
+    let signature = decode_signature_annotation(b64).map_err(|e| {
+        format!(
+            "signature layer {}: signature is not valid base64: {e}",
+            stored.digest
+        )
+    })?;
+    Ok((signature, b64.clone()))
 }
 
 /// Decode a signature annotation as cosign does (`base64.StdEncoding`, which skips `\r`/`\n`).
@@ -190,5 +181,32 @@ mod tests {
         assert_eq!(env.annotations[SIGNATURE_ANNOTATION], "aGVsbG8=");
         assert_eq!(env.annotations[CERTIFICATE_ANNOTATION], "CERT");
         assert!(!env.annotations.contains_key(CHAIN_ANNOTATION));
+    }
+
+    #[test]
+    fn a_wrapped_signature_reads_back_and_a_bare_layer_is_screened_out() {
+        let format = SimpleSigning::default();
+        let payload = Payload {
+            bytes: br#"{"critical":{"identity":{"docker-reference":"r/x"},"image":{"docker-manifest-digest":"sha256:00"},"type":"cosign container image signature"},"optional":null}"#.to_vec(),
+            identity: "r/x".into(),
+        };
+        let stored = format.wrap(&payload, b"sig", None).descriptor();
+        format.screen(&stored).unwrap();
+        let candidate = format
+            .open(&stored, Bytes::from(payload.bytes.clone()))
+            .unwrap();
+        assert_eq!(candidate.signed, payload.bytes);
+        assert_eq!(candidate.signature, b"sig");
+        assert_eq!(candidate.certificate, None);
+        let claims = format.claims(&stored, &candidate).unwrap();
+        assert_eq!(claims.manifest_digest, "sha256:00");
+        assert_eq!(claims.docker_reference, "r/x");
+
+        let bare = Descriptor::new(media_types::COSIGN_SIMPLE_SIGNING, stored.digest.clone(), 1);
+        let err = format.screen(&bare).unwrap_err();
+        assert!(
+            err.contains("is missing \"dev.cosignproject.cosign/signature\" annotation"),
+            "{err}"
+        );
     }
 }
