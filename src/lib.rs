@@ -8,12 +8,14 @@
 pub mod attach;
 pub mod config;
 pub mod error;
+pub mod format;
 pub mod payload;
 pub mod providers;
 pub mod reference;
 pub mod registry;
 pub mod resolve;
 pub mod sign;
+pub mod store;
 pub mod verify;
 
 pub use error::{Error, ExitCode, Result};

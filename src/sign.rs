@@ -1,5 +1,5 @@
-//! The whole signing flow for resolved images: build payloads, have the signer sign them in one
-//! batch, normalise and check every signature against the signer's public key, then attach.
+//! The whole signing flow for resolved images: images -> the format's payloads -> the signer
+//! -> normalise and check every signature against the signer's public key -> the store.
 //! Nothing reaches the registry unless its signature verifies over the exact payload bytes.
 
 use std::collections::{BTreeMap, HashSet};
@@ -10,15 +10,12 @@ use sigbridge_signer::{
     SignerError, SignerErrorKind, Ticket,
 };
 
-use crate::attach::{
-    confirm_delay, confirm_signatures, write_signatures, AttachOutcome, Dedupe, NewSignature,
-    SignatureLocation, SETTLE_DELAY,
-};
 use crate::error::{Error, Result};
-use crate::payload::SimpleSigningPayload;
+use crate::format::{Dedupe, Envelope, SignatureFormat, SimpleSigning};
 use crate::reference::{Digest, Repository};
 use crate::registry::RegistryClient;
 use crate::resolve::ResolvedImage;
+use crate::store::{settle, AttachOutcome, DuplicateCheck, SigTagStore, SignatureStore};
 
 /// Settings shared by every image of one `sign` run.
 #[derive(Clone, Debug, Default)]
@@ -88,15 +85,55 @@ impl<'a> OpenedSigner<'a> {
     pub fn signer(&self) -> &'a dyn Signer {
         self.signer
     }
+
+    fn error(&self, source: SignerError) -> Error {
+        Error::Signer {
+            signer: self.signer.describe(),
+            source,
+        }
+    }
 }
 
-/// Sign each image and attach the signatures, calling `report` with each image's result as
+/// The one call into the signer: one raw signature per payload, in order, or the ticket of a
+/// job the signer was told not to wait for (`--no-wait`), or collecting such a job (`--resume`).
+async fn sign_payloads(
+    opened: &OpenedSigner<'_>,
+    payloads: &[Vec<u8>],
+    opts: &SignOptions,
+) -> Result<SignOutcome> {
+    let outcome = match &opts.resume {
+        Some(ticket) => {
+            opened
+                .signer
+                .collect(ticket, payloads, opts.request.wait)
+                .await
+        }
+        None => opened.signer.sign(payloads, &opts.request).await,
+    }
+    .map_err(|e| opened.error(e))?;
+    if let SignOutcome::Signed(raw) = &outcome {
+        if raw.len() != payloads.len() {
+            return Err(opened.error(SignerError::new(
+                SignerErrorKind::BadSignature,
+                format!(
+                    "returned {} signatures for {} payloads",
+                    raw.len(),
+                    payloads.len()
+                ),
+            )));
+        }
+    }
+    Ok(outcome)
+}
+
+/// Sign each image and store the signatures, calling `report` with each image's result as
 /// soon as that image is final (written and confirmed), in input order. An `Err` is a failure
 /// of the whole group (the signer refused it, or returned a bad signature); nothing of the
-/// group was attached then. `Ok(Some(ticket))`: the signer did not sign yet (it was asked not
-/// to wait); nothing was attached.
+/// group was stored then. `Ok(Some(ticket))`: the signer did not sign yet (it was asked not
+/// to wait); nothing was stored.
 pub async fn sign_images<F>(
-    client: &RegistryClient,
+    format: &dyn SignatureFormat,
+    store: &dyn SignatureStore,
     opened: &OpenedSigner<'_>,
     images: &[ResolvedImage],
     opts: &SignOptions,
@@ -105,65 +142,39 @@ pub async fn sign_images<F>(
 where
     F: FnMut(&ResolvedImage, Result<SignedImage>),
 {
-    let signer = opened.signer;
-    let key = &opened.key;
-    let signer_error = |source: SignerError| Error::Signer {
-        signer: signer.describe(),
-        source,
-    };
-
-    let payloads: Vec<(String, Vec<u8>)> = images
-        .iter()
-        .map(|img| {
-            let docker_reference = opts
-                .identity
-                .clone()
-                .unwrap_or_else(|| img.repository().name());
-            let payload = SimpleSigningPayload::new(
-                docker_reference.clone(),
-                img.digest.clone(),
-                opts.annotations.clone(),
-            );
-            (docker_reference, payload.to_bytes())
-        })
-        .collect();
-    let bytes: Vec<Vec<u8>> = payloads.iter().map(|(_, p)| p.clone()).collect();
-    let outcome = match &opts.resume {
-        Some(ticket) => signer.collect(ticket, &bytes, opts.request.wait).await,
-        None => signer.sign(&bytes, &opts.request).await,
-    };
-    let raw = match outcome.map_err(signer_error)? {
+    let payloads: Vec<_> = images.iter().map(|img| format.payload(img)).collect();
+    let bytes: Vec<Vec<u8>> = payloads.iter().map(|p| p.bytes.clone()).collect();
+    let raw = match sign_payloads(opened, &bytes, opts).await? {
         SignOutcome::Signed(raw) => raw,
         SignOutcome::Pending(ticket) => return Ok(Some(ticket)),
     };
-    if raw.len() != bytes.len() {
-        return Err(signer_error(SignerError::new(
-            SignerErrorKind::BadSignature,
-            format!(
-                "returned {} signatures for {} payloads",
-                raw.len(),
-                bytes.len()
-            ),
-        )));
-    }
 
-    // Check every signature before attaching any, so a bad signer writes nothing at all.
+    // Check every signature before storing any, so a bad signer writes nothing at all.
+    let key = &opened.key;
     let mut checked = Vec::with_capacity(images.len());
-    for ((img, (docker_reference, payload)), raw_sig) in images.iter().zip(payloads).zip(raw) {
-        let context = || format!("signature from {} for {}", signer.describe(), img.pinned());
+    for ((img, payload), raw_sig) in images.iter().zip(payloads).zip(raw) {
+        let context = || {
+            format!(
+                "signature from {} for {}",
+                opened.signer.describe(),
+                img.pinned()
+            )
+        };
         let signature = normalise_signature(key, &raw_sig).map_err(|source| Error::Signature {
             context: context(),
             source,
         })?;
-        key.verify(&payload, &signature)
+        key.verify(&payload.bytes, &signature)
             .map_err(|source| Error::Signature {
                 context: context(),
                 source,
             })?;
-        checked.push((img, docker_reference, payload, signature));
+        let envelope = format.wrap(&payload, &signature, opened.certificate.as_ref());
+        checked.push((img, payload.identity, envelope));
     }
 
     let dedupe = Dedupe::VerifiedWith(Box::new(key.clone()));
+    let duplicate = |stored: &_, new: &_| format.is_duplicate(stored, new, &dedupe);
     let jobs = opts.jobs.max(1);
     // Registry requests are bounded by `jobs`; the waits between a write and its confirmations
     // hold no permit, so many images can wait at once and each is reported as soon as its own
@@ -171,26 +182,11 @@ where
     let permits = tokio::sync::Semaphore::new(jobs);
     let in_flight = (jobs * 8).max(64);
     let mut results = std::pin::pin!(stream::iter(checked)
-        .map(|(img, docker_reference, payload, signature)| {
-            let dedupe = &dedupe;
+        .map(|(img, identity, envelope)| {
             let permits = &permits;
-            let certificate = opened.certificate.clone();
+            let duplicate = &duplicate;
             async move {
-                let result = attach_one(
-                    client,
-                    permits,
-                    img,
-                    docker_reference,
-                    NewSignature {
-                        payload,
-                        signature,
-                        certificate: certificate.as_ref().map(|c| c.certificate_pem.clone()),
-                        chain: certificate.as_ref().and_then(|c| c.chain_pem.clone()),
-                    },
-                    dedupe,
-                    opts,
-                )
-                .await;
+                let result = store_one(store, permits, img, identity, envelope, duplicate).await;
                 (img, result)
             }
         })
@@ -201,47 +197,35 @@ where
     Ok(None)
 }
 
-/// Write one image's signature manifest, confirm it once a racing writer could have landed,
-/// and look a last time after the settle delay.
-async fn attach_one(
-    client: &RegistryClient,
+/// Store one image's signature: write it, then settle it (confirm once a racing writer could
+/// have landed, and look a last time after the settle delay).
+async fn store_one(
+    store: &dyn SignatureStore,
     permits: &tokio::sync::Semaphore,
     img: &ResolvedImage,
     docker_reference: String,
-    new: NewSignature,
-    dedupe: &Dedupe,
-    opts: &SignOptions,
+    envelope: Envelope,
+    duplicate: &DuplicateCheck<'_>,
 ) -> Result<SignedImage> {
-    let location = SignatureLocation::new(
-        img.repository(),
-        &img.digest,
-        opts.signature_repository.as_ref(),
-    );
-    let payload_digest = Digest::of(&new.payload);
-    // The semaphore is never closed, so a permit is always granted.
-    let mut written = {
+    let location = store.location(img);
+    let payload_digest = Digest::of(&envelope.blob);
+    let mut pending = {
+        // The semaphore is never closed, so a permit is always granted.
         let _permit = permits.acquire().await.ok();
-        write_signatures(client, &location, std::slice::from_ref(&new), dedupe).await?
+        store
+            .write(img, std::slice::from_ref(&envelope), duplicate)
+            .await?
     };
-    if written.needs_confirmation() {
-        tokio::time::sleep(confirm_delay(1).saturating_sub(written.written_at().elapsed())).await;
-        {
-            let _permit = permits.acquire().await.ok();
-            confirm_signatures(client, &mut written).await?;
-        }
-        tokio::time::sleep(SETTLE_DELAY.saturating_sub(written.written_at().elapsed())).await;
-        let _permit = permits.acquire().await.ok();
-        confirm_signatures(client, &mut written).await?;
-    }
+    settle(pending.as_mut(), Some(permits)).await?;
     Ok(SignedImage {
         image: img.pinned(),
         digest: img.digest.clone(),
         signature_repository: location.repository.to_string(),
-        signature_tag: location.tag.clone(),
+        signature_tag: location.tag,
         docker_reference,
         payload_digest,
-        outcome: written
-            .outcomes
+        outcome: pending
+            .outcomes()
             .first()
             .copied()
             .unwrap_or(AttachOutcome::AlreadyPresent),
@@ -338,6 +322,11 @@ where
     S: futures::Stream<Item = std::result::Result<ResolvedImage, ImageFailure>>,
     F: FnMut(std::result::Result<&SignedImage, &ImageFailure>),
 {
+    let format = SimpleSigning {
+        identity: opts.identity.clone(),
+        annotations: opts.annotations.clone(),
+    };
+    let store = SigTagStore::new(client, opts.signature_repository.clone());
     let batch = opened.signer.batch_size().unwrap_or(usize::MAX).max(1);
     let mut summary = BatchSummary::default();
     let mut seen: HashSet<String> = HashSet::new();
@@ -374,7 +363,7 @@ where
         }
         let take = pending.len().min(batch);
         let group: Vec<ResolvedImage> = pending.drain(..take).collect();
-        let outcome = sign_images(client, opened, &group, opts, |img, r| match r {
+        let outcome = sign_images(&format, &store, opened, &group, opts, |img, r| match r {
             Ok(signed) => {
                 match signed.outcome {
                     AttachOutcome::Attached => summary.attached += 1,

@@ -1,4 +1,5 @@
-//! cosign-compatible verification of key-based (`.sig` tag) signatures.
+//! cosign-compatible key-based verification: the store's candidates -> the format reads and
+//! checks each -> results. (For the `.sig` store and simple-signing format today.)
 //!
 //! Semantics follow `cosign verify --key K --insecure-ignore-tlog`: every layer is checked on its
 //! own and one good layer is enough; the layer's signature must verify over the exact payload
@@ -11,15 +12,13 @@ use std::collections::BTreeMap;
 use futures::stream::{self, StreamExt};
 use sigbridge_signer::PublicKey;
 
-use crate::attach::{
-    decode_signature_annotation, read_signature_manifest, SignatureLocation,
-    CERTIFICATE_ANNOTATION, SIGNATURE_ANNOTATION,
-};
 use crate::error::{Error, Result};
-use crate::payload::ParsedPayload;
+use crate::format::SignatureFormat;
 use crate::registry::manifest::Descriptor;
-use crate::registry::RegistryClient;
 use crate::resolve::ResolvedImage;
+use crate::store::SignatureStore;
+
+pub use crate::format::VerifiedSignature;
 
 /// cosign's default cap on a signature payload blob (`COSIGN_MAX_ATTACHMENT_SIZE` overrides it).
 pub const DEFAULT_MAX_PAYLOAD_SIZE: u64 = 128 * 1024 * 1024;
@@ -44,29 +43,16 @@ pub struct VerifyOptions {
     pub max_payload_size: u64,
 }
 
-/// A signature that passed every check.
-#[derive(Clone, Debug)]
-pub struct VerifiedSignature {
-    /// The exact payload bytes.
-    pub payload: Vec<u8>,
-    /// The payload, parsed.
-    pub parsed: ParsedPayload,
-    /// The base64 signature as stored.
-    pub signature: String,
-    /// The certificate annotation, if present.
-    pub certificate: Option<String>,
-}
-
-/// Verify the signatures of `image` stored at `location`.
+/// Verify the signatures of `image`: the store's candidates, each read and checked by the format.
 pub async fn verify_image(
-    client: &RegistryClient,
+    format: &dyn SignatureFormat,
+    store: &dyn SignatureStore,
     image: &ResolvedImage,
-    location: &SignatureLocation,
     opts: &VerifyOptions,
 ) -> Result<Vec<VerifiedSignature>> {
-    let manifest = read_signature_manifest(client, location).await?;
-    let layers = manifest.map(|m| m.layers).unwrap_or_default();
+    let layers = store.read(image).await?;
     if layers.is_empty() {
+        let location = store.location(image);
         return Err(Error::NoSignatures {
             image: image.pinned(),
             tag: location.tag.clone(),
@@ -85,7 +71,7 @@ pub async fn verify_image(
                 layer.digest, layer.size
             ));
         }
-        check_layer(client, image, location, layer, opts).await
+        check_candidate(format, store, image, layer, opts).await
     })
         .buffered(VERIFY_CONCURRENCY)
         .collect()
@@ -126,43 +112,31 @@ fn grant_reads(sizes: impl Iterator<Item = u64>, per_payload: u64, total: u64) -
         .collect()
 }
 
-async fn check_layer(
-    client: &RegistryClient,
+async fn check_candidate(
+    format: &dyn SignatureFormat,
+    store: &dyn SignatureStore,
     image: &ResolvedImage,
-    location: &SignatureLocation,
-    layer: &Descriptor,
+    stored: &Descriptor,
     opts: &VerifyOptions,
 ) -> std::result::Result<VerifiedSignature, String> {
-    let empty = BTreeMap::new();
-    let annotations = layer.annotations.as_ref().unwrap_or(&empty);
-    let Some(b64) = annotations.get(SIGNATURE_ANNOTATION) else {
-        return Err(format!(
-            "signature layer {} is missing {SIGNATURE_ANNOTATION:?} annotation",
-            layer.digest
-        ));
-    };
-    let signature = decode_signature_annotation(b64).map_err(|e| {
-        format!(
-            "signature layer {}: signature is not valid base64: {e}",
-            layer.digest
-        )
-    })?;
-    if layer.size > opts.max_payload_size {
+    format.screen(stored)?;
+    if stored.size > opts.max_payload_size {
         return Err(format!(
             "signature layer {}: payload of {} bytes exceeds the limit of {} (COSIGN_MAX_ATTACHMENT_SIZE)",
-            layer.digest, layer.size, opts.max_payload_size
+            stored.digest, stored.size, opts.max_payload_size
         ));
     }
     // Exactly the declared size: a registry streaming more is cut off after one extra byte.
-    let payload = client
-        .get_blob_sized(&location.repository, &layer.digest, layer.size)
+    let blob = store
+        .fetch(image, stored)
         .await
-        .map_err(|e| format!("signature layer {}: reading payload: {e}", layer.digest))?;
+        .map_err(|e| format!("signature layer {}: reading payload: {e}", stored.digest))?;
+    let candidate = format.open(stored, blob)?;
+    // cosign's order: the signature over the exact signed bytes first, then the claims.
     opts.key
-        .verify(&payload, &signature)
-        .map_err(|e| format!("signature layer {}: {e}", layer.digest))?;
-    let parsed = ParsedPayload::parse(&payload)
-        .map_err(|e| format!("signature layer {}: {e}", layer.digest))?;
+        .verify(&candidate.signed, &candidate.signature)
+        .map_err(|e| format!("signature layer {}: {e}", stored.digest))?;
+    let parsed = format.claims(stored, &candidate)?;
     if parsed.manifest_digest != image.digest.to_string() {
         return Err(format!(
             "invalid or missing digest in claim: {}",
@@ -173,10 +147,10 @@ async fn check_layer(
         return Err("missing or incorrect annotation".to_string());
     }
     Ok(VerifiedSignature {
-        payload: payload.to_vec(),
+        payload: candidate.signed.to_vec(),
         parsed,
-        signature: b64.to_string(),
-        certificate: annotations.get(CERTIFICATE_ANNOTATION).cloned(),
+        signature: candidate.signature_text,
+        certificate: candidate.certificate,
     })
 }
 

@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 
 use base64::Engine as _;
-use sigbridge::attach::{
-    attach_signatures, AttachOutcome, Dedupe, NewSignature, SignatureLocation,
-};
+use sigbridge::attach::attach_signature;
+use sigbridge::format::{Payload, SimpleSigning};
 use sigbridge::payload::ParsedPayload;
+use sigbridge::store::{SigTagStore, SignatureStore};
 use sigbridge::{Error, ExitCode};
-use sigbridge_signer::{normalise_signature, PublicKey};
+use sigbridge_signer::{normalise_signature, CertificateMaterial, PublicKey};
 
 use super::common::{read_small_file, resolve, signature_repository_override, RegistryArgs, Verb};
 use super::verify::load_public_key;
@@ -190,22 +190,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             actual: image.digest.to_string(),
         });
     }
-    let location = SignatureLocation::new(
-        image.repository(),
-        &image.digest,
-        signature_repository_override()?.as_ref(),
-    );
-    let new = NewSignature {
-        payload,
-        signature,
-        certificate,
-        chain,
+    let store = SigTagStore::new(&client, signature_repository_override()?);
+    let location = store.location(&image);
+    let certificate = certificate.map(|certificate_pem| CertificateMaterial {
+        certificate_pem,
+        chain_pem: chain,
+    });
+    let payload = Payload {
+        bytes: payload,
+        identity: parsed.docker_reference,
     };
-    let outcome = attach_signatures(&client, &location, &[new], &Dedupe::ExactOnly).await?;
-    let outcome = outcome
-        .first()
-        .copied()
-        .unwrap_or(AttachOutcome::AlreadyPresent);
+    let outcome = attach_signature(
+        &SimpleSigning::default(),
+        &store,
+        &image,
+        &payload,
+        &signature,
+        certificate.as_ref(),
+    )
+    .await?;
     match args.output {
         OutputFormat::Text => println!("{}", image.pinned()),
         OutputFormat::Json => println!(

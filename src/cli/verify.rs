@@ -4,8 +4,9 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
-use sigbridge::attach::SignatureLocation;
+use sigbridge::format::SimpleSigning;
 use sigbridge::payload::parse_annotations;
+use sigbridge::store::SigTagStore;
 use sigbridge::verify::{verify_image, VerifiedSignature, VerifyOptions, DEFAULT_MAX_PAYLOAD_SIZE};
 use sigbridge::ExitCode;
 use sigbridge_signer::PublicKey;
@@ -48,11 +49,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let annotations = parse_annotations(&args.annotations)?;
     let client = args.registry.client()?;
     let image = resolve(&client, &args.image, Verb::Verify).await?;
-    let location = SignatureLocation::new(
-        image.repository(),
-        &image.digest,
-        signature_repository_override()?.as_ref(),
-    );
+    let store = SigTagStore::new(&client, signature_repository_override()?);
     let max_payload_size = match std::env::var("COSIGN_MAX_ATTACHMENT_SIZE") {
         Ok(v) => v.parse().with_context(|| {
             format!("COSIGN_MAX_ATTACHMENT_SIZE={v:?} is not a number of bytes")
@@ -64,7 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         annotations: annotations.clone(),
         max_payload_size,
     };
-    let verified = verify_image(&client, &image, &location, &opts).await?;
+    let verified = verify_image(&SimpleSigning::default(), &store, &image, &opts).await?;
 
     let name = match image.reference.tag() {
         Some(tag) if image.from_tag => format!("{}:{tag}", image.repository()),
