@@ -142,7 +142,7 @@ impl KeyFile {
         };
         if block.header("Proc-Type").is_some() {
             return Err(unsupported(
-                " with OpenSSL's legacy PEM encryption: convert it to a cosign key with `cosign import-key-pair`",
+                " with OpenSSL's legacy PEM encryption: decrypt it once with `(umask 077 && openssl pkey -in FILE -out plain.pem)` and sign with plain.pem (cosign import-key-pair refuses EC and RSA keys)",
             ));
         }
         match block.label() {
@@ -168,7 +168,7 @@ impl KeyFile {
                 })
             }
             "ENCRYPTED PRIVATE KEY" => Err(unsupported(
-                " (PKCS#8 with a password): convert it to a cosign key with `cosign import-key-pair`",
+                " (PKCS#8 with a password): decrypt it once with `(umask 077 && openssl pkey -in FILE -out plain.pem)` and sign with plain.pem (cosign import-key-pair refuses EC and RSA keys)",
             )),
             "OPENSSH PRIVATE KEY" => Err(unsupported(
                 ": SSH keys are not used for cosign signatures",

@@ -222,7 +222,7 @@ fn wrong_pem_labels() {
         matches!(err, LocalKeyError::UnsupportedFormat { .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("import-key-pair"), "{err}");
+    assert!(err.to_string().contains("openssl pkey -in"), "{err}");
     assert_eq!(SignerError::from(err).kind(), SignerErrorKind::Unsupported);
 
     let err = KeyFile::read(&fixture_path("cosign-hello.pub")).unwrap_err();
