@@ -21,6 +21,7 @@ mod endpoint;
 mod error;
 pub mod manifest;
 mod operations;
+mod plain_http;
 mod transport;
 
 use std::path::PathBuf;

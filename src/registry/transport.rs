@@ -11,8 +11,8 @@ use reqwest::{Method, Response, StatusCode};
 use sigbridge_retry::{parse_retry_after, RetryPolicy};
 use url::Url;
 
-use super::endpoint::{is_loopback_url, plain_http_allowed};
 use super::error::{ErrorBody, RegistryError, HTTP_FLAG};
+use super::plain_http::{is_loopback_url, plain_http_allowed};
 use super::{RegistryOptions, MAX_CA_FILE_SIZE};
 
 /// How registry requests are retried: 3 retries about 0.25 s, 0.5 s, 1 s apart, and a

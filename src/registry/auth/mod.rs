@@ -21,9 +21,9 @@ use url::Url;
 use self::challenge::AuthScheme;
 use self::credentials::{Credential, CredentialSources, Secret};
 use self::tokens::{TokenCache, TokenKey};
-use super::endpoint::plain_http_allowed;
 use super::error::{login_command, RegistryError, HTTP_FLAG};
 use super::lock;
+use super::plain_http::plain_http_allowed;
 use super::transport::{read_limited, redact, response_excerpt, status_error, Call, Transport};
 use crate::reference::Repository;
 
