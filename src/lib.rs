@@ -14,6 +14,7 @@ pub mod registry;
 pub mod resolve;
 pub mod sign;
 pub mod signer;
+pub mod test_knobs;
 pub mod verify;
 
 pub use error::{Error, ExitCode, Result};

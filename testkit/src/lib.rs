@@ -6,6 +6,7 @@
 //! harness. Every server binds 127.0.0.1 only and is stopped on drop; a missing tool panics with
 //! the command that installs it (tests never skip silently).
 
+pub mod certs;
 mod cosign;
 mod http;
 mod image;

@@ -19,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(120);
 
 struct Fixture {
     dir: tempfile::TempDir,
-    reg: Registry,
+    reg: &'static Registry,
     server: SignPathServer,
     public_key: PathBuf,
     token_file: PathBuf,
@@ -71,7 +71,7 @@ impl Fixture {
         .unwrap();
         Self {
             dir,
-            reg: Registry::plain(),
+            reg: Registry::shared_plain(),
             server,
             public_key,
             token_file,
