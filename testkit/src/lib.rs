@@ -25,7 +25,7 @@ pub use image::{
     push_image, push_image_http, push_images_http, push_index, push_sample, sha256_digest,
     write_oci_layout, SampleImage, OCI_CONFIG, OCI_INDEX, OCI_LAYER_TAR, OCI_MANIFEST,
 };
-pub use registry::{Auth, Registry, RegistryBuilder};
+pub use registry::{Auth, Registry, RegistryBuilder, SharedRegistry};
 pub use skopeo::{
     sigstore_policy, skopeo_generate_key, skopeo_sign, skopeo_verify, skopeo_verify_with_policy,
     IdentityRule, SkopeoKey, Verdict,

@@ -56,8 +56,21 @@ impl RegistryBuilder {
     /// The registry of this kind shared by every test of this process, started on first use
     /// and stopped (its files removed) when the process exits. Tests sharing it must use
     /// repositories no other test uses, and must not depend on its log or token count.
-    pub fn shared(self) -> &'static Registry {
-        shared::get(self)
+    pub fn shared(self) -> SharedRegistry {
+        SharedRegistry(shared::get(self))
+    }
+}
+
+/// A registry shared by the tests of this process (see [`RegistryBuilder::shared`]); derefs
+/// to [`Registry`], so `&shared` goes wherever `&Registry` does.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedRegistry(&'static Registry);
+
+impl std::ops::Deref for SharedRegistry {
+    type Target = Registry;
+
+    fn deref(&self) -> &Registry {
+        self.0
     }
 }
 
@@ -120,18 +133,18 @@ impl Registry {
     }
 
     /// The shared plain-HTTP, anonymous registry (see [`RegistryBuilder::shared`]).
-    pub fn shared_plain() -> &'static Self {
+    pub fn shared_plain() -> SharedRegistry {
         Self::builder().shared()
     }
 
     /// The shared HTTPS, anonymous registry (see [`RegistryBuilder::shared`]).
-    pub fn shared_tls() -> &'static Self {
+    pub fn shared_tls() -> SharedRegistry {
         Self::builder().tls(true).shared()
     }
 
     /// The shared plain-HTTP registry with Basic auth for this user (see
     /// [`RegistryBuilder::shared`]).
-    pub fn shared_basic(user: &str, pass: &str) -> &'static Self {
+    pub fn shared_basic(user: &str, pass: &str) -> SharedRegistry {
         Self::builder()
             .auth(Auth::Basic {
                 user: user.into(),
@@ -142,7 +155,7 @@ impl Registry {
 
     /// The shared plain-HTTP registry with bearer-token auth for this user (see
     /// [`RegistryBuilder::shared`]); tests that count tokens need their own.
-    pub fn shared_bearer(user: &str, pass: &str) -> &'static Self {
+    pub fn shared_bearer(user: &str, pass: &str) -> SharedRegistry {
         Self::builder()
             .auth(Auth::Bearer {
                 user: user.into(),

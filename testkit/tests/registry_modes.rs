@@ -248,19 +248,19 @@ fn dropping_a_registry_stops_it() {
 
 #[test]
 fn a_shared_registry_is_one_per_kind_and_serves_each_mode() {
-    let plain = Registry::shared_plain();
-    assert!(std::ptr::eq(plain, Registry::shared_plain()));
-    let tls = Registry::shared_tls();
+    let plain = &*Registry::shared_plain();
+    assert!(std::ptr::eq(plain, &*Registry::shared_plain()));
+    let tls = &*Registry::shared_tls();
     assert!(!std::ptr::eq(plain, tls));
     assert!(tls.is_tls() && !plain.is_tls());
-    let basic = Registry::shared_basic("shared-user", "shared-pass");
+    let basic = &*Registry::shared_basic("shared-user", "shared-pass");
     assert!(std::ptr::eq(
         basic,
-        Registry::shared_basic("shared-user", "shared-pass")
+        &*Registry::shared_basic("shared-user", "shared-pass")
     ));
     assert!(!std::ptr::eq(
         basic,
-        Registry::shared_basic("other-user", "shared-pass")
+        &*Registry::shared_basic("other-user", "shared-pass")
     ));
     // Two tests' repositories side by side in one shared registry.
     let digests = push_image_http(plain, "shared/one", "v1");
