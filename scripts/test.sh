@@ -32,6 +32,6 @@ fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-# tests/docs_blocks.rs runs the docs' commands, which start this binary by name.
+# tests/suite/docs_blocks.rs runs the docs' commands, which start this binary by name.
 cargo build --locked -p signpath-compatible-server --bin signpath-compatible-server
 cargo test --workspace --locked

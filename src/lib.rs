@@ -16,6 +16,7 @@ pub mod registry;
 pub mod resolve;
 pub mod sign;
 pub mod store;
+pub mod test_knobs;
 pub mod verify;
 
 pub use error::{Error, ExitCode, Result};

@@ -112,7 +112,9 @@ pub async fn settle(pending: &mut dyn PendingWrite, permits: Option<&Semaphore>)
     if !pending.needs_confirmation() {
         return Ok(());
     }
-    let first = pending.confirm_delay();
+    // Test builds may shorten the waits (`test_knobs`); release builds never do.
+    let scale = crate::test_knobs::settle_scale();
+    let first = pending.confirm_delay().mul_f64(scale);
     tokio::time::sleep(first.saturating_sub(pending.written_at().elapsed())).await;
     {
         // The semaphore is never closed, so a permit is always granted.
@@ -122,7 +124,12 @@ pub async fn settle(pending: &mut dyn PendingWrite, permits: Option<&Semaphore>)
         };
         pending.confirm().await?;
     }
-    tokio::time::sleep(SETTLE_DELAY.saturating_sub(pending.written_at().elapsed())).await;
+    tokio::time::sleep(
+        SETTLE_DELAY
+            .mul_f64(scale)
+            .saturating_sub(pending.written_at().elapsed()),
+    )
+    .await;
     let _permit = match permits {
         Some(p) => p.acquire().await.ok(),
         None => None,

@@ -252,6 +252,7 @@ fn confirm_delay(round: u32) -> Duration {
     // dominate a signature's latency; it grows when writers keep colliding.
     let base = 25u64 * u64::from(round.min(8));
     Duration::from_millis(base + rand::thread_rng().gen_range(0..=50))
+        .mul_f64(crate::test_knobs::settle_scale())
 }
 
 /// Fetch and parse the signature manifest; `None` if the tag does not exist.

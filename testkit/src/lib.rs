@@ -6,6 +6,7 @@
 //! harness. Every server binds 127.0.0.1 only and is stopped on drop; a missing tool panics with
 //! the command that installs it (tests never skip silently).
 
+pub mod certs;
 mod cosign;
 mod http;
 mod image;
@@ -24,7 +25,7 @@ pub use image::{
     push_image, push_image_http, push_images_http, push_index, push_sample, sha256_digest,
     write_oci_layout, SampleImage, OCI_CONFIG, OCI_INDEX, OCI_LAYER_TAR, OCI_MANIFEST,
 };
-pub use registry::{Auth, Registry, RegistryBuilder};
+pub use registry::{Auth, Registry, RegistryBuilder, SharedRegistry};
 pub use skopeo::{
     sigstore_policy, skopeo_generate_key, skopeo_sign, skopeo_verify, skopeo_verify_with_policy,
     IdentityRule, SkopeoKey, Verdict,

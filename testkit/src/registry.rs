@@ -1,4 +1,7 @@
-//! A real `docker-registry` (CNCF distribution 2.8) process per test.
+//! Real `docker-registry` (CNCF distribution 2.8) processes: one shared per test process and
+//! kind (plain, TLS, Basic, bearer) for tests that only need somewhere to push, each test using
+//! its own repositories; or one per test for tests that read the registry's log, count its
+//! tokens or put something in front of it.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -7,15 +10,14 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use rand_core::RngCore;
 use tempfile::TempDir;
 
-use crate::http;
 use crate::token::{self, TokenRequest, TokenServer};
 use crate::tools::{run_checked, spawn_tied_to_process, Tools};
+use crate::{certs, http};
 
 /// How clients must authenticate to a [`Registry`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Auth {
     /// Anyone may push and pull.
     Anonymous,
@@ -27,7 +29,7 @@ pub enum Auth {
 
 /// Chooses TLS and auth before starting; the `Registry::plain/tls/basic/bearer` shortcuts
 /// cover the usual cases.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RegistryBuilder {
     tls: bool,
     auth: Auth,
@@ -49,6 +51,26 @@ impl RegistryBuilder {
     /// Starts the registry and waits until `/v2/` answers; panics if it cannot.
     pub fn start(self) -> Registry {
         Registry::start(self)
+    }
+
+    /// The registry of this kind shared by every test of this process, started on first use
+    /// and stopped (its files removed) when the process exits. Tests sharing it must use
+    /// repositories no other test uses, and must not depend on its log or token count.
+    pub fn shared(self) -> SharedRegistry {
+        SharedRegistry(shared::get(self))
+    }
+}
+
+/// A registry shared by the tests of this process (see [`RegistryBuilder::shared`]); derefs
+/// to [`Registry`], so `&shared` goes wherever `&Registry` does.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedRegistry(&'static Registry);
+
+impl std::ops::Deref for SharedRegistry {
+    type Target = Registry;
+
+    fn deref(&self) -> &Registry {
+        self.0
     }
 }
 
@@ -108,6 +130,38 @@ impl Registry {
                 pass: pass.into(),
             })
             .start()
+    }
+
+    /// The shared plain-HTTP, anonymous registry (see [`RegistryBuilder::shared`]).
+    pub fn shared_plain() -> SharedRegistry {
+        Self::builder().shared()
+    }
+
+    /// The shared HTTPS, anonymous registry (see [`RegistryBuilder::shared`]).
+    pub fn shared_tls() -> SharedRegistry {
+        Self::builder().tls(true).shared()
+    }
+
+    /// The shared plain-HTTP registry with Basic auth for this user (see
+    /// [`RegistryBuilder::shared`]).
+    pub fn shared_basic(user: &str, pass: &str) -> SharedRegistry {
+        Self::builder()
+            .auth(Auth::Basic {
+                user: user.into(),
+                pass: pass.into(),
+            })
+            .shared()
+    }
+
+    /// The shared plain-HTTP registry with bearer-token auth for this user (see
+    /// [`RegistryBuilder::shared`]); tests that count tokens need their own.
+    pub fn shared_bearer(user: &str, pass: &str) -> SharedRegistry {
+        Self::builder()
+            .auth(Auth::Bearer {
+                user: user.into(),
+                pass: pass.into(),
+            })
+            .shared()
     }
 
     fn start(opts: RegistryBuilder) -> Self {
@@ -415,6 +469,62 @@ impl Registry {
     }
 }
 
+mod shared {
+    //! Registries that live as long as the test process.
+    //!
+    //! Statics are never dropped, so the registry's process dies with the process through
+    //! PR_SET_PDEATHSIG (see `spawn_tied_to_process`) and an `atexit` hook removes its files.
+
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::{Mutex, OnceLock};
+
+    use super::{Registry, RegistryBuilder};
+
+    type Started = HashMap<RegistryBuilder, &'static OnceLock<Registry>>;
+
+    static STARTED: Mutex<Option<Started>> = Mutex::new(None);
+    static CLEANUP: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
+
+    pub(super) fn get(opts: RegistryBuilder) -> &'static Registry {
+        // The map lock is held only to find the slot; start-up runs under the slot's own
+        // OnceLock, so tests waiting on another kind are not held up.
+        let slot = {
+            let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
+            let map = started.get_or_insert_with(|| {
+                // SAFETY: registering a plain `extern "C" fn` that only touches our statics.
+                unsafe { libc::atexit(remove_at_exit) };
+                HashMap::new()
+            });
+            *map.entry(opts.clone())
+                .or_insert_with(|| Box::leak(Box::new(OnceLock::new())))
+        };
+        slot.get_or_init(|| {
+            let reg = opts.start();
+            CLEANUP
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((reg.pid(), reg.work_dir().to_path_buf()));
+            reg
+        })
+    }
+
+    extern "C" fn remove_at_exit() {
+        let Ok(list) = CLEANUP.lock() else { return };
+        for (pid, dir) in list.iter() {
+            // The registry is our own child; stop it before deleting the files it serves.
+            if let Ok(pid) = libc::pid_t::try_from(*pid) {
+                // SAFETY: plain syscalls on our own child's pid.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+            }
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// Kills and reaps its process on drop (also when a panic unwinds through start-up), so no
 /// server or zombie is left behind.
 struct Reaped(Child);
@@ -486,69 +596,13 @@ fn yaml_str(path: &Path) -> String {
 
 /// A CA and a server certificate for IP 127.0.0.1 (and localhost), both P-256.
 fn make_tls_files(dir: &Path) -> TlsFiles {
-    let ca_key = dir.join("ca.key");
+    let chain = certs::tls_chain("sigbridge-testkit CA");
     let ca_pem = dir.join("ca.pem");
-    run_checked(
-        Command::new(Tools::openssl())
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-            ])
-            .args(["-nodes", "-days", "2", "-subj", "/CN=sigbridge-testkit CA"])
-            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
-            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-            .arg("-keyout")
-            .arg(&ca_key)
-            .arg("-out")
-            .arg(&ca_pem),
-    );
-    let server_key = dir.join("server.key");
-    let csr = dir.join("server.csr");
-    run_checked(
-        Command::new(Tools::openssl())
-            .args([
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-            ])
-            .args(["-nodes", "-subj", "/CN=127.0.0.1", "-keyout"])
-            .arg(&server_key)
-            .arg("-out")
-            .arg(&csr),
-    );
-    let ext = dir.join("server.ext");
-    std::fs::write(
-        &ext,
-        "basicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature\n\
-         extendedKeyUsage=serverAuth\n\
-         subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .expect("write server.ext");
-    run_checked(
-        Command::new(Tools::openssl())
-            .args(["x509", "-req", "-days", "2", "-set_serial"])
-            .arg((rand_core::OsRng.next_u64() >> 1).to_string())
-            .arg("-in")
-            .arg(&csr)
-            .arg("-CA")
-            .arg(&ca_pem)
-            .arg("-CAkey")
-            .arg(&ca_key)
-            .arg("-extfile")
-            .arg(&ext)
-            .arg("-out")
-            .arg(dir.join("server.pem")),
-    );
+    std::fs::write(&ca_pem, &chain.ca.cert_pem).expect("write ca.pem");
+    std::fs::write(dir.join("server.pem"), &chain.server.cert_pem).expect("write server.pem");
+    std::fs::write(dir.join("server.key"), &chain.server.key_pem).expect("write server.key");
     let cert_dir = dir.join("certs");
     std::fs::create_dir_all(&cert_dir).expect("create cert dir");
-    std::fs::copy(&ca_pem, cert_dir.join("ca.crt")).expect("copy CA into cert dir");
+    std::fs::write(cert_dir.join("ca.crt"), &chain.ca.cert_pem).expect("write certs/ca.crt");
     TlsFiles { ca_pem, cert_dir }
 }

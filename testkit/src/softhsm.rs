@@ -8,7 +8,6 @@
 //! should see the store (sigbridge, pkcs11-tool).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -20,7 +19,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use tempfile::TempDir;
 
-use crate::tools::{run_checked, Tools};
+use crate::certs;
 
 /// Where Debian's softhsm2 package puts the module.
 pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -112,7 +111,7 @@ impl SoftHsm {
         self.dir.path()
     }
 
-    /// `("SOFTHSM2_CONF", conf)`, for `Command::env`.
+    /// `("SOFTHSM2_CONF", conf)`, for `std::process::Command::env`.
     pub fn env(&self) -> (&'static str, PathBuf) {
         ("SOFTHSM2_CONF", self.conf.clone())
     }
@@ -310,6 +309,13 @@ impl HsmToken {
 
     /// PEM SubjectPublicKeyInfo of a P-256 key on this token (from its public-key object).
     pub fn p256_public_pem(&self, key: &HsmKey) -> String {
+        let mut der = P256_SPKI_HEADER.to_vec();
+        der.extend_from_slice(&self.p256_point(key));
+        pem("PUBLIC KEY", &der)
+    }
+
+    /// The P-256 public key of `key` as a 65-byte uncompressed SEC1 point.
+    pub fn p256_point(&self, key: &HsmKey) -> Vec<u8> {
         let session = self.user_session();
         let handles = session
             .find_objects(&[
@@ -335,9 +341,7 @@ impl HsmToken {
             &point[..]
         };
         assert_eq!(point.len(), 65, "not an uncompressed P-256 point");
-        let mut der = P256_SPKI_HEADER.to_vec();
-        der.extend_from_slice(point);
-        pem("PUBLIC KEY", &der)
+        point.to_vec()
     }
 
     /// Store a DER X.509 certificate on the token under `key`'s id and label.
@@ -357,77 +361,20 @@ impl HsmToken {
             .expect("C_CreateObject (certificate)");
     }
 
-    /// Issue a certificate for the P-256 `key` from a fresh openssl test CA (the token's key
-    /// cannot sign it outside the HSM, so the CA signs and `-force_pubkey` puts the HSM key
-    /// in), store it on the token, and return the files.
+    /// Issue a certificate for the P-256 `key` from a fresh test CA (the token's key cannot
+    /// sign it outside the HSM, so the CA certifies the HSM's public key), store it on the
+    /// token, and return the files.
     pub fn issue_certificate(&self, key: &HsmKey, dir: &Path) -> IssuedCertificate {
-        let public = dir.join(format!("{}-hsm.pub.pem", key.label));
-        std::fs::write(&public, self.p256_public_pem(key)).expect("write public key");
-        let ca_key = dir.join("ca.key");
+        let (ca_pem, leaf) = certs::code_signing_for_point(
+            &self.p256_point(key),
+            "sigbridge test CA",
+            "sigbridge pkcs11 test signer",
+        );
         let ca_cert = dir.join("ca.pem");
-        run_checked(
-            Command::new(Tools::openssl())
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                ])
-                .args(["-nodes", "-days", "30", "-subj", "/CN=sigbridge test CA"])
-                .arg("-keyout")
-                .arg(&ca_key)
-                .arg("-out")
-                .arg(&ca_cert),
-        );
-        let csr_key = dir.join("csr.key");
-        let csr = dir.join("leaf.csr");
-        run_checked(
-            Command::new(Tools::openssl())
-                .args([
-                    "req",
-                    "-new",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                ])
-                .args(["-nodes", "-subj", "/CN=sigbridge pkcs11 test signer"])
-                .arg("-keyout")
-                .arg(&csr_key)
-                .arg("-out")
-                .arg(&csr),
-        );
-        let ext = dir.join("leaf.ext");
-        std::fs::write(
-            &ext,
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n",
-        )
-        .expect("write extensions");
+        std::fs::write(&ca_cert, ca_pem).expect("write CA certificate");
         let cert_pem = dir.join(format!("{}-cert.pem", key.label));
-        run_checked(
-            Command::new(Tools::openssl())
-                .args(["x509", "-req", "-days", "30", "-set_serial", "2"])
-                .arg("-in")
-                .arg(&csr)
-                .arg("-CA")
-                .arg(&ca_cert)
-                .arg("-CAkey")
-                .arg(&ca_key)
-                .arg("-force_pubkey")
-                .arg(&public)
-                .arg("-extfile")
-                .arg(&ext)
-                .arg("-out")
-                .arg(&cert_pem),
-        );
-        let der = run_checked(
-            Command::new(Tools::openssl())
-                .args(["x509", "-outform", "DER", "-in"])
-                .arg(&cert_pem),
-        )
-        .stdout;
+        std::fs::write(&cert_pem, leaf.pem()).expect("write certificate");
+        let der = leaf.der().to_vec();
         self.import_certificate(key, &der);
         IssuedCertificate {
             certificate_pem: cert_pem,

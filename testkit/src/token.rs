@@ -25,7 +25,7 @@ use rand_core::{OsRng, RngCore};
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::tools::{run_checked, Tools};
+use crate::certs;
 
 /// How long issued tokens live, in seconds.
 pub const TOKEN_TTL_SECS: u64 = 300;
@@ -69,18 +69,11 @@ impl TokenServer {
     pub(crate) fn start(dir: &Path, user: &str, pass: &str) -> Self {
         let key_path = dir.join("token-signing.key");
         let cert_path = dir.join("token-signing.pem");
-        run_checked(
-            std::process::Command::new(Tools::openssl())
-                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-                .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-                .args(["-subj", "/CN=sigbridge-testkit token signer", "-keyout"])
-                .arg(&key_path)
-                .arg("-out")
-                .arg(&cert_path),
-        );
-        let key_pem = std::fs::read_to_string(&key_path).expect("read token key");
-        let key = SigningKey::from_pkcs8_pem(&key_pem).expect("openssl wrote a PKCS#8 P-256 key");
-        let cert_pem = std::fs::read_to_string(&cert_path).expect("read token cert");
+        let made = certs::self_signed_p256("sigbridge-testkit token signer");
+        std::fs::write(&key_path, &made.key_pem).expect("write token key");
+        std::fs::write(&cert_path, &made.cert_pem).expect("write token cert");
+        let key = SigningKey::from_pkcs8_pem(&made.key_pem).expect("a PKCS#8 P-256 key");
+        let cert_pem = made.cert_pem;
         let shared = Arc::new(Shared {
             user: user.to_owned(),
             pass: pass.to_owned(),

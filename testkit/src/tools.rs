@@ -41,11 +41,6 @@ impl Tools {
         require(PathBuf::from("/usr/bin/docker-registry"))
     }
 
-    /// `/usr/bin/openssl`.
-    pub fn openssl() -> PathBuf {
-        require(PathBuf::from("/usr/bin/openssl"))
-    }
-
     /// `/usr/bin/htpasswd` (apache2-utils).
     pub fn htpasswd() -> PathBuf {
         require(PathBuf::from("/usr/bin/htpasswd"))
@@ -240,7 +235,7 @@ impl OutputExt for Output {
     }
 }
 
-/// Runs a short helper command (openssl, htpasswd) and panics with its output on failure.
+/// Runs a short helper command (htpasswd) and panics with its output on failure.
 pub(crate) fn run_checked(cmd: &mut Command) -> Output {
     let out = cmd
         .output()

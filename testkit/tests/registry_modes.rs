@@ -245,3 +245,71 @@ fn dropping_a_registry_stops_it() {
     // Killed and reaped: not even a zombie entry is left.
     assert!(!std::path::Path::new(&proc_dir).exists());
 }
+
+#[test]
+fn a_shared_registry_is_one_per_kind_and_serves_each_mode() {
+    let plain = &*Registry::shared_plain();
+    assert!(std::ptr::eq(plain, &*Registry::shared_plain()));
+    let tls = &*Registry::shared_tls();
+    assert!(!std::ptr::eq(plain, tls));
+    assert!(tls.is_tls() && !plain.is_tls());
+    let basic = &*Registry::shared_basic("shared-user", "shared-pass");
+    assert!(std::ptr::eq(
+        basic,
+        &*Registry::shared_basic("shared-user", "shared-pass")
+    ));
+    assert!(!std::ptr::eq(
+        basic,
+        &*Registry::shared_basic("other-user", "shared-pass")
+    ));
+    // Two tests' repositories side by side in one shared registry.
+    let digests = push_image_http(plain, "shared/one", "v1");
+    let other = push_image_http(plain, "shared/two", "v1");
+    assert_ne!(digests, other);
+    push_image_http(tls, "shared/tls", "v1");
+    push_image_http(basic, "shared/basic", "v1");
+}
+
+/// Run only by [`a_shared_registry_stops_and_is_removed_when_its_process_exits`], in a child
+/// process of this test binary.
+#[test]
+#[ignore = "helper: run in a child process by another test"]
+fn helper_starts_a_shared_registry_and_exits() {
+    let reg = Registry::shared_plain();
+    println!(
+        "shared-registry pid={} dir={}",
+        reg.pid(),
+        reg.work_dir().display()
+    );
+}
+
+#[test]
+fn a_shared_registry_stops_and_is_removed_when_its_process_exits() {
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary path"))
+        .args(["--ignored", "--exact", "--nocapture", "--test-threads=1"])
+        .arg("helper_starts_a_shared_registry_and_exits")
+        .output()
+        .expect("run the helper test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "helper failed\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        // libtest prints the test's name on the same line.
+        .find_map(|l| l.split_once("shared-registry ").map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("helper printed no registry line\n{stdout}"));
+    let (pid, dir) = line
+        .strip_prefix("pid=")
+        .and_then(|l| l.split_once(" dir="))
+        .unwrap_or_else(|| panic!("unexpected helper line: {line}"));
+    // Killed and reaped before the helper exited: no process, no zombie, no files.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("docker-registry"),
+        "docker-registry {pid} outlived its test process"
+    );
+    assert!(!std::path::Path::new(dir).exists(), "{dir} was left behind");
+}

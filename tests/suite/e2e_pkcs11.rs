@@ -146,7 +146,7 @@ fn pem_body(text: &str) -> String {
 
 #[test]
 fn p256_p384_and_rsa_keys_sign_and_cosign_and_skopeo_verify() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let std_token = StandardToken::create("e2e-interop", sb.dir.path());
     let token = &std_token.token;
@@ -221,7 +221,7 @@ fn p256_p384_and_rsa_keys_sign_and_cosign_and_skopeo_verify() {
 
 #[test]
 fn the_certificate_on_the_token_is_attached_with_a_chain_and_cosign_still_verifies() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let std_token = StandardToken::create("e2e-cert", sb.dir.path());
     let uri = std_token.token.uri(&std_token.p256);
@@ -287,7 +287,7 @@ fn the_certificate_on_the_token_is_attached_with_a_chain_and_cosign_still_verifi
 
 #[test]
 fn a_batch_logs_in_once_and_uses_one_session() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let token = SoftHsm::shared().init_token("e2e-batch");
     let key = token.generate(HsmKeyType::P256, "batch", &[0x42]);
@@ -344,7 +344,7 @@ fn sign_fails(
 
 #[test]
 fn failures_are_specific_and_attach_nothing() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let token = SoftHsm::shared().init_token("e2e-errors");
     let key = token.generate(HsmKeyType::P256, "present", &[0x07]);
@@ -599,7 +599,7 @@ fn malformed_percent_escapes_in_a_uri_exit_3() {
 
 #[test]
 fn verify_key_accepts_a_pkcs11_uri_and_a_profile() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let token = SoftHsm::shared().init_token("e2e-verify-uri");
     let key = token.generate(HsmKeyType::P256, "verify-key", b"vk");
@@ -651,7 +651,7 @@ fn verify_key_accepts_a_pkcs11_uri_and_a_profile() {
 
 // --- Batches: the signer is opened once per run (issue 10, HSM safety) ---
 
-mod common;
+use crate::common;
 
 /// pkcs11-spy from OpenSC: a module that logs every call and forwards it to `PKCS11SPY`.
 const PKCS11_SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so";

@@ -1,12 +1,10 @@
 //! Shared helpers for the end-to-end tests of the `sigbridge` binary.
 //!
 //! Every test gets its own [`Sandbox`] (a temporary folder that is the binary's working
-//! directory and HOME) and its own registry from `sigbridge-testkit`. The binary runs with a
-//! cleared environment, so nothing from the caller (COSIGN_*, SIGBRIDGE_*, DOCKER_CONFIG,
-//! proxies) leaks in, and with stdin closed, so it can never wait for a prompt.
-
-// Each tests/e2e_*.rs file is its own crate and uses a different part of this module.
-#![allow(dead_code)]
+//! directory and HOME) and its own repositories, in a registry from `sigbridge-testkit` (shared
+//! by the process, or its own when it reads the registry's log or counts its tokens). The binary
+//! runs with a cleared environment, so nothing from the caller (COSIGN_*, SIGBRIDGE_*,
+//! DOCKER_CONFIG, proxies) leaks in, and with stdin closed, so it can never wait for a prompt.
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -32,6 +30,9 @@ pub mod exit {
     pub const IMAGE_NOT_FOUND: i32 = 11;
     pub const NO_MATCHING_SIGNATURES: i32 = 12;
 }
+
+/// `sigbridge::test_knobs::DELAY_SCALE_VAR`.
+pub const DELAY_SCALE_VAR: &str = "SIGBRIDGE_TEST_DELAY_SCALE";
 
 /// Manifest media types accepted when reading manifests over raw HTTP.
 const MANIFEST_ACCEPT: &str =
@@ -95,6 +96,9 @@ impl Sandbox {
             .env("LANG", "C.UTF-8")
             .env("HOME", self.join("home"))
             .env("TMPDIR", std::env::temp_dir())
+            // Test-only (read by debug builds only): short lost-update settle delays, since
+            // these tests run one writer at a time. Tests of concurrent writers remove it.
+            .env(DELAY_SCALE_VAR, "0.1")
             .current_dir(self.path())
             .stdin(Stdio::null());
         Sigbridge {
@@ -348,13 +352,6 @@ impl Run {
             self.describe()
         );
         self
-    }
-
-    /// stdout parsed as one JSON value (e.g. `verify`'s array).
-    #[track_caller]
-    pub fn stdout_json(&self) -> serde_json::Value {
-        serde_json::from_str(self.stdout().trim())
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.describe()))
     }
 
     /// stdout parsed as one JSON object per non-empty line (`sign -o json`).

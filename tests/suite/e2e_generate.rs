@@ -1,6 +1,6 @@
 //! `sigbridge generate` prints exactly the bytes `cosign generate` prints.
 
-mod common;
+use crate::common;
 
 use common::Sandbox;
 use sigbridge_testkit::{cosign_generate, push_image, Registry, Tools};
@@ -32,7 +32,7 @@ fn sigbridge_generate(sb: &Sandbox, reg: &Registry, image: &str, ann: &[(&str, &
 
 #[test]
 fn generate_is_byte_identical_to_cosign_generate() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let repo = "e2e/generate";
     let digest = push_image(&reg, repo, "v1");
@@ -64,7 +64,7 @@ fn generate_is_byte_identical_to_cosign_generate() {
 
 #[test]
 fn generate_names_the_digest_and_the_repository_without_a_trailing_newline() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let repo = "e2e/generate-shape";
     let digest = push_image(&reg, repo, "v1");
@@ -96,7 +96,7 @@ fn generate_names_the_digest_and_the_repository_without_a_trailing_newline() {
 
 #[test]
 fn generate_with_a_tag_warns_and_uses_the_resolved_digest() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let repo = "e2e/generate-tag";
     let digest = push_image(&reg, repo, "v1");
@@ -162,7 +162,7 @@ fn generate_check_exists_and_tags_still_need_the_registry() {
         .code_is(6);
 
     // --check-exists asks a live registry: a digest it does not hold is "image not found".
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let repo = "e2e/generate-check";
     let digest = push_image(&reg, repo, "v1");
     let out = sb

@@ -2,7 +2,7 @@
 //! going over it is a clear error with the documented exit code, never a crash, an unbounded
 //! allocation or a partial write. Runs the real binary against a real docker-registry.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_no_sig_tag, b64, exit, get_manifest_raw, put_blob, put_manifest, sig_tag, Sandbox,

@@ -2,7 +2,7 @@
 //! `--images-from`, `--recursive` over an index, failures that do not stop the others, and
 //! what containers/image (which checks every platform) and cosign make of the result.
 
-mod common;
+use crate::common;
 
 use common::{exit, sig_layers, Sandbox};
 use sigbridge_testkit::{
@@ -12,7 +12,7 @@ use sigbridge_testkit::{
 
 #[test]
 fn images_from_file_signs_every_image_and_reports_each_as_json() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sandbox = Sandbox::new();
     let key = sandbox.pkcs8_key("release");
     let digests: Vec<String> = (0..12)
@@ -64,7 +64,7 @@ fn images_from_file_signs_every_image_and_reports_each_as_json() {
 
 #[test]
 fn images_from_stdin_is_accepted() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sandbox = Sandbox::new();
     let key = sandbox.pkcs8_key("k");
     let a = push_image_http(&reg, "stdin/a", "1");
@@ -88,7 +88,7 @@ fn images_from_stdin_is_accepted() {
 
 #[test]
 fn one_missing_image_fails_alone_and_sets_the_exit_code() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sandbox = Sandbox::new();
     let key = sandbox.pkcs8_key("k");
     let good: Vec<String> = (0..3)
@@ -126,7 +126,7 @@ fn one_missing_image_fails_alone_and_sets_the_exit_code() {
 
 #[test]
 fn a_malformed_reference_anywhere_in_the_list_signs_nothing() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sandbox = Sandbox::new();
     let key = sandbox.pkcs8_key("k");
     let d = push_image_http(&reg, "typo/app", "1");
@@ -152,7 +152,7 @@ fn a_malformed_reference_anywhere_in_the_list_signs_nothing() {
 
 #[test]
 fn recursive_signs_the_index_and_every_platform_so_containers_image_accepts_all() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sandbox = Sandbox::new();
     let key = sandbox.pkcs8_key("multiarch");
     let (index, children) = push_index(
@@ -213,7 +213,7 @@ fn recursive_signs_the_index_and_every_platform_so_containers_image_accepts_all(
 
 #[test]
 fn the_same_image_listed_many_times_is_signed_once_and_reported_truthfully() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sandbox = Sandbox::new();
     let key = sandbox.pkcs8_key("dupes");
     let digest = push_image_http(&reg, "dupes/app", "1.0");
@@ -253,7 +253,7 @@ fn json_lines_come_out_while_the_run_goes_on() {
     use std::io::BufRead as _;
     use std::process::Stdio;
 
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sandbox = Sandbox::new();
     let key = sandbox.pkcs8_key("stream");
     // Fewer than one signer batch (256): the whole run is one batch.
@@ -303,7 +303,7 @@ fn json_lines_come_out_while_the_run_goes_on() {
 
 #[test]
 fn list_errors_name_the_file_and_line() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sandbox = Sandbox::new();
     let key = sandbox.pkcs8_key("lines");
     let d = push_image_http(&reg, "lines/app", "1");
@@ -336,7 +336,7 @@ fn list_errors_name_the_file_and_line() {
 
 #[test]
 fn tlog_upload_true_warns_that_nothing_goes_to_a_transparency_log() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sandbox = Sandbox::new();
     let key = sandbox.pkcs8_key("tlog");
     let d = push_image_http(&reg, "tlog/app", "1");

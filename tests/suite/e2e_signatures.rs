@@ -1,7 +1,7 @@
 //! What `sigbridge sign` writes: the append semantics of the `.sig` manifest, its outputs, and
 //! COSIGN_REPOSITORY.
 
-mod common;
+use crate::common;
 
 use common::{assert_no_sig_tag, repo_name, sig_layers, sig_tag, Sandbox};
 use sigbridge_testkit::{
@@ -10,7 +10,7 @@ use sigbridge_testkit::{
 
 #[test]
 fn two_keys_leave_two_signatures_and_both_verify() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let (first, second) = (sb.pkcs8_key("first"), sb.pkcs8_key("second"));
     let repo = "e2e/two-keys";
@@ -40,7 +40,7 @@ fn two_keys_leave_two_signatures_and_both_verify() {
 
 #[test]
 fn signing_twice_with_the_same_key_keeps_one_signature() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/same-key";
@@ -66,7 +66,7 @@ fn signing_twice_with_the_same_key_keeps_one_signature() {
 
 #[test]
 fn sign_keeps_a_signature_cosign_made_before() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let cosign_key = sb.cosign_key("cosign", "pw");
     let ours = sb.pkcs8_key("ours");
@@ -94,7 +94,7 @@ fn sign_keeps_a_signature_cosign_made_before() {
 
 #[test]
 fn sign_json_output_describes_what_was_written() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/json-output";
@@ -129,7 +129,7 @@ fn sign_json_output_describes_what_was_written() {
 
 #[test]
 fn sign_text_output_prints_one_digest_reference_per_image() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let (repo_a, repo_b) = ("e2e/text-a", "e2e/text-b");
@@ -160,7 +160,7 @@ fn sign_text_output_prints_one_digest_reference_per_image() {
 
 #[test]
 fn cosign_repository_moves_signatures_to_that_repository() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let (repo, store) = ("e2e/app", "e2e/signatures");
@@ -209,7 +209,7 @@ fn cosign_repository_moves_signatures_to_that_repository() {
 
 #[test]
 fn sigbridge_verify_reads_a_cosign_signature_from_cosign_repository() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.cosign_key("cosign", "pw");
     let (repo, store) = ("e2e/app-cosign", "e2e/signatures-cosign");
@@ -257,7 +257,15 @@ fn concurrent_signers_never_lose_a_reported_signature() {
             .iter()
             .map(|key| {
                 let (sb, by_digest) = (&sb, &by_digest);
-                s.spawn(move || sb.sigbridge().arg("sign").signer(key).arg(by_digest).run())
+                s.spawn(move || {
+                    // Real settle delays: this is the case they exist for.
+                    sb.sigbridge()
+                        .env_remove(common::DELAY_SCALE_VAR)
+                        .arg("sign")
+                        .signer(key)
+                        .arg(by_digest)
+                        .run()
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()

@@ -3,8 +3,7 @@
 //! a clear error and a non-zero exit, and the registry must never hold a signature manifest
 //! that lost layers or points at a missing blob — also when the process is interrupted.
 
-#[path = "reliability_support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 use std::time::Duration;

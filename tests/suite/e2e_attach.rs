@@ -1,13 +1,12 @@
 //! The manual flow: `sigbridge generate`, sign elsewhere, `sigbridge attach`. Everything is
 //! checked before anything is written.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{assert_no_sig_tag, b64, exit, sig_layers, unb64, Sandbox, TestKey};
-use sigbridge_testkit::{cosign_verify, push_image, OutputExt, Registry, Tools};
+use sigbridge_testkit::{cosign_verify, push_image, OutputExt, Registry};
 
 const CERT_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 const SIG_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
@@ -42,7 +41,7 @@ fn assert_cosign_accepts(reg: &Registry, key: &TestKey, image: &str) {
 
 #[test]
 fn attach_a_cosign_sign_blob_signature_then_cosign_verifies() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.cosign_key("cosign", "blob-pw");
     let repo = "e2e/attach-base64";
@@ -75,7 +74,7 @@ fn attach_a_cosign_sign_blob_signature_then_cosign_verifies() {
 
 #[test]
 fn attach_a_raw_der_signature_with_key() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/attach-der";
@@ -102,7 +101,7 @@ fn attach_a_raw_der_signature_with_key() {
 
 #[test]
 fn attach_a_raw_r_s_signature_with_key_stores_der() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/attach-rs";
@@ -128,7 +127,7 @@ fn attach_a_raw_r_s_signature_with_key_stores_der() {
 
 #[test]
 fn attach_from_stdin_without_key_warns_and_attaches() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/attach-stdin";
@@ -156,7 +155,7 @@ fn attach_from_stdin_without_key_warns_and_attaches() {
 
 #[test]
 fn attach_refuses_a_payload_for_another_image() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/attach-other-image";
@@ -179,7 +178,7 @@ fn attach_refuses_a_payload_for_another_image() {
 
 #[test]
 fn attach_refuses_a_signature_from_another_key() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let (key, other) = (sb.pkcs8_key("signer"), sb.pkcs8_key("other"));
     let repo = "e2e/attach-other-key";
@@ -199,7 +198,7 @@ fn attach_refuses_a_signature_from_another_key() {
 
 #[test]
 fn attach_rejects_a_garbage_signature_file() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/attach-garbage";
@@ -234,32 +233,18 @@ fn attach_rejects_a_garbage_signature_file() {
     );
 }
 
-/// A self-signed certificate for `key` made by openssl.
+/// A self-signed certificate for `key`, shaped like `openssl req -x509 -key`'s default.
 fn certificate(sb: &Sandbox, key: &TestKey, name: &str) -> PathBuf {
-    let out = sb.join(name);
-    let status = Command::new(Tools::openssl())
-        .args([
-            "req",
-            "-x509",
-            "-new",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=sigbridge e2e",
-        ])
-        .arg("-key")
-        .arg(&key.private)
-        .arg("-out")
-        .arg(&out)
-        .output()
-        .expect("run openssl");
-    assert!(status.status.success(), "{}", status.describe());
-    out
+    let private = std::fs::read_to_string(&key.private).expect("read private key");
+    sb.write(
+        name,
+        sigbridge_testkit::certs::self_signed_for_key(&private, "sigbridge e2e"),
+    )
 }
 
 #[test]
 fn attach_with_a_certificate_checks_and_stores_it() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let (key, other) = (sb.pkcs8_key("signer"), sb.pkcs8_key("other"));
     let repo = "e2e/attach-cert";

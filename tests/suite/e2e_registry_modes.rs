@@ -1,7 +1,7 @@
 //! The binary against each registry mode: plain HTTP, TLS with a private CA, Basic auth
 //! (docker config.json and environment) and bearer tokens. Also: secrets stay out of the output.
 
-mod common;
+use crate::common;
 
 use common::{exit, sig_layers, Sandbox, TestKey};
 use sigbridge_testkit::{cosign_verify, push_image, OutputExt, Registry};
@@ -30,7 +30,7 @@ fn sign_and_verify(
 
 #[test]
 fn plain_http_on_loopback_needs_no_flag() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     sign_and_verify(&sb, &reg, &key, "e2e/plain", |c| c);
@@ -38,7 +38,7 @@ fn plain_http_on_loopback_needs_no_flag() {
 
 #[test]
 fn tls_registry_with_registry_cacert() {
-    let reg = Registry::tls();
+    let reg = Registry::shared_tls();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let ca = reg.ca_pem_path().unwrap().to_path_buf();
@@ -51,7 +51,7 @@ fn tls_registry_with_registry_cacert() {
 
 #[test]
 fn tls_registry_without_its_ca_exits_6_and_says_why() {
-    let reg = Registry::tls();
+    let reg = Registry::shared_tls();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/tls-untrusted";
@@ -76,7 +76,7 @@ fn tls_registry_without_its_ca_exits_6_and_says_why() {
 
 #[test]
 fn allow_insecure_registry_skips_tls_verification() {
-    let reg = Registry::tls();
+    let reg = Registry::shared_tls();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     sign_and_verify(&sb, &reg, &key, "e2e/tls-insecure", |c| {
@@ -86,7 +86,7 @@ fn allow_insecure_registry_skips_tls_verification() {
 
 #[test]
 fn basic_auth_from_docker_config_flag() {
-    let reg = Registry::basic("alice", "alice-registry-pw");
+    let reg = Registry::shared_basic("alice", "alice-registry-pw");
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let config = reg.write_docker_config(&sb.subdir("dockercfg"));
@@ -97,7 +97,7 @@ fn basic_auth_from_docker_config_flag() {
 
 #[test]
 fn basic_auth_from_docker_config_env() {
-    let reg = Registry::basic("alice", "alice-registry-pw");
+    let reg = Registry::shared_basic("alice", "alice-registry-pw");
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let dir = sb.subdir("dockercfg");
@@ -109,7 +109,7 @@ fn basic_auth_from_docker_config_env() {
 
 #[test]
 fn basic_auth_from_environment_variables() {
-    let reg = Registry::basic("alice", "alice-registry-pw");
+    let reg = Registry::shared_basic("alice", "alice-registry-pw");
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     sign_and_verify(&sb, &reg, &key, "e2e/basic-env", |c| {
@@ -120,7 +120,7 @@ fn basic_auth_from_environment_variables() {
 
 #[test]
 fn basic_auth_without_or_with_wrong_credentials_exits_6() {
-    let reg = Registry::basic("alice", "alice-registry-pw");
+    let reg = Registry::shared_basic("alice", "alice-registry-pw");
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/basic-denied";
@@ -168,7 +168,7 @@ fn bearer_token_auth_sign_and_verify_then_cosign_verifies() {
 fn verbose_logs_never_contain_the_key_or_registry_password() {
     let key_password = "key-pw-Vq7XzR2m";
     let registry_password = "reg-pw-K9wTt4bY";
-    let reg = Registry::bearer("carol", registry_password);
+    let reg = Registry::shared_bearer("carol", registry_password);
     let sb = Sandbox::new();
     let key = sb.cosign_key("cosign", key_password);
     let repo = "e2e/secrets";

@@ -149,7 +149,7 @@ fn markers_are_well_formed_and_the_checked_guides_are_listed() {
     let expected: BTreeSet<String> = CHECKED.iter().map(|s| s.to_string()).collect();
     assert_eq!(
         with_blocks, expected,
-        "the guides with docs-test blocks differ from CHECKED in tests/docs_blocks.rs"
+        "the guides with docs-test blocks differ from CHECKED in tests/suite/docs_blocks.rs"
     );
     let index =
         std::fs::read_to_string(workspace().join("docs/README.md")).expect("docs/README.md");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use sigbridge_testkit::{cosign_verify, push_image, OutputExt, Registry};
+use sigbridge_testkit::{cosign_verify, push_image, OutputExt, Registry, SharedRegistry};
 use signpath_compatible_server::{
     Approval, Behaviour, FaultTarget, Faults, RetryAfter, ServerConfig, SignPathServer,
     SignatureFormat, SignedZip,
@@ -19,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(120);
 
 struct Fixture {
     dir: tempfile::TempDir,
-    reg: Registry,
+    reg: SharedRegistry,
     server: SignPathServer,
     public_key: PathBuf,
     token_file: PathBuf,
@@ -71,7 +71,7 @@ impl Fixture {
         .unwrap();
         Self {
             dir,
-            reg: Registry::plain(),
+            reg: Registry::shared_plain(),
             server,
             public_key,
             token_file,

@@ -1,7 +1,7 @@
 //! Interop both ways with the real cosign 2.5 and skopeo 1.18 (containers/image 5.34):
 //! they accept what sigbridge signs, and `sigbridge verify` accepts what they sign.
 
-mod common;
+use crate::common;
 
 use common::{repo_name, verified_payloads, Sandbox};
 use sigbridge_testkit::{
@@ -11,7 +11,7 @@ use sigbridge_testkit::{
 
 #[test]
 fn cosign_and_skopeo_default_policy_accept_a_signature_made_with_identity() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/identity";
@@ -55,7 +55,7 @@ fn cosign_and_skopeo_default_policy_accept_a_signature_made_with_identity() {
 fn without_identity_skopeo_default_rule_rejects_but_match_repository_accepts() {
     // This documents the difference between cosign's repository-only docker-reference and
     // what containers/image's default rule (podman, CRI-O) wants.
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/no-identity";
@@ -94,7 +94,7 @@ fn without_identity_skopeo_default_rule_rejects_but_match_repository_accepts() {
 
 #[test]
 fn sigbridge_verify_accepts_a_cosign_signature_and_prints_what_cosign_prints() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.cosign_key("cosign", "cosign-pw");
     let repo = "e2e/cosign-signed";
@@ -145,7 +145,7 @@ fn sigbridge_verify_accepts_a_cosign_signature_and_prints_what_cosign_prints() {
 
 #[test]
 fn sigbridge_verify_accepts_a_skopeo_signature() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let skey = skopeo_generate_key(&sb.subdir("skopeo"), "skopeo-phrase");
     let repo = "e2e/skopeo-signed";
@@ -182,7 +182,7 @@ fn sigbridge_verify_accepts_a_skopeo_signature() {
 
 #[test]
 fn verify_text_output_prints_each_raw_payload_on_its_own_line() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/verify-text";
@@ -220,7 +220,7 @@ fn verify_text_output_prints_each_raw_payload_on_its_own_line() {
 
 #[test]
 fn verify_reads_the_public_key_from_an_environment_variable() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/env-key";
@@ -244,7 +244,7 @@ fn verify_reads_the_public_key_from_an_environment_variable() {
 #[test]
 fn cosign_compatibility_flags_are_accepted() {
     // Pipelines written for cosign pass -y, --tlog-upload=false and --insecure-ignore-tlog.
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/compat-flags";

@@ -1,6 +1,6 @@
 //! `sigbridge verify` rejects what must be rejected, with cosign's exit codes.
 
-mod common;
+use crate::common;
 
 use common::{b64, exit, sig_manifest, sig_tag, Sandbox};
 use sigbridge_testkit::{
@@ -19,7 +19,7 @@ fn verify(sb: &Sandbox, public: &std::path::Path, image: &str) -> common::Run {
 
 #[test]
 fn verify_with_another_key_exits_12() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let (key, other) = (sb.pkcs8_key("signer"), sb.pkcs8_key("other"));
     let repo = "e2e/wrong-key";
@@ -41,7 +41,7 @@ fn verify_with_another_key_exits_12() {
 
 #[test]
 fn verify_an_unsigned_image_exits_10() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/unsigned";
@@ -52,7 +52,7 @@ fn verify_an_unsigned_image_exits_10() {
 
 #[test]
 fn verify_a_missing_image_exits_11() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/missing";
@@ -66,7 +66,7 @@ fn verify_a_missing_image_exits_11() {
 
 #[test]
 fn verify_a_tampered_payload_exits_12() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/tampered";
@@ -108,7 +108,7 @@ fn verify_a_tampered_payload_exits_12() {
 fn verify_a_signed_payload_for_another_image_exits_12() {
     // cosign attach checks nothing, so a correctly signed payload naming image B can be
     // attached to image A; verification of A must not accept it.
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/other-image";
@@ -128,7 +128,7 @@ fn verify_a_signed_payload_for_another_image_exits_12() {
 
 #[test]
 fn verify_requires_the_given_annotations() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/annotations";

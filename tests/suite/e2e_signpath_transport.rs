@@ -3,7 +3,7 @@
 //! reported at the default verbosity. Runs the real binary against loopback sockets; asserts
 //! on attempt counts and on what was printed, never on time.
 
-mod common;
+use crate::common;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
@@ -132,7 +132,7 @@ fn tls_uri_at_a_plain_http_server_is_not_retried_and_says_what_to_use() {
 
 #[test]
 fn a_refused_sign_fails_fast_before_anything_is_submitted() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("k");
     let digest = push_image_http(&reg, "sp/transport", "v1");

@@ -1,13 +1,13 @@
 //! Bad input gets the contract's exit code and leaves nothing in the registry.
 
-mod common;
+use crate::common;
 
 use common::{exit, sig_layers, Sandbox};
 use sigbridge_testkit::{push_image, Registry};
 
 #[test]
 fn a_malformed_reference_exits_3() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let bad_refs = [
@@ -40,7 +40,7 @@ fn a_malformed_reference_exits_3() {
 
 #[test]
 fn an_annotation_without_a_value_exits_3() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/bad-annotation";
@@ -64,7 +64,7 @@ fn an_annotation_without_a_value_exits_3() {
 
 #[test]
 fn a_missing_key_file_exits_4() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let repo = "e2e/missing-key";
     let digest = push_image(&reg, repo, "v1");
@@ -126,7 +126,7 @@ fn a_missing_key_file_exits_4() {
 
 #[test]
 fn a_malformed_key_file_exits_4() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let repo = "e2e/malformed-key";
     let digest = push_image(&reg, repo, "v1");
@@ -155,7 +155,7 @@ fn a_malformed_key_file_exits_4() {
 
 #[test]
 fn a_wrong_key_password_exits_4() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.cosign_key("cosign", "right-password");
     let repo = "e2e/wrong-password";
@@ -175,7 +175,7 @@ fn a_wrong_key_password_exits_4() {
 fn an_encrypted_key_without_password_and_without_a_tty_exits_4() {
     // stdin is /dev/null (see Sandbox::sigbridge), so there is nobody to prompt: the binary
     // must give up instead of waiting.
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.cosign_key("cosign", "some-password");
     let repo = "e2e/no-password";
@@ -199,7 +199,7 @@ fn an_encrypted_key_without_password_and_without_a_tty_exits_4() {
 
 #[test]
 fn an_unknown_image_tag_exits_11() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/unknown-tag";
@@ -315,7 +315,7 @@ fn payload_for(sb: &Sandbox, image: &str) -> std::path::PathBuf {
 
 #[test]
 fn attach_refuses_raw_r_s_without_a_key_and_stores_nothing() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/raw-rs";
@@ -362,7 +362,7 @@ fn attach_refuses_raw_r_s_without_a_key_and_stores_nothing() {
 
 #[test]
 fn attach_accepts_cosigns_attach_signature_form() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/attach-signature-form";

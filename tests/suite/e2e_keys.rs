@@ -2,7 +2,7 @@
 //!
 //! Encrypted keys cost one scrypt (N=32768) per use, so each test here uses as few as it can.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -14,7 +14,7 @@ use sigbridge_testkit::{
 
 #[test]
 fn a_cosign_generated_key_signs_and_cosign_verifies() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.cosign_key("cosign", "correct horse");
     let repo = "e2e/cosign-key";
@@ -33,7 +33,7 @@ fn a_cosign_generated_key_signs_and_cosign_verifies() {
 
 #[test]
 fn a_skopeo_generated_key_signs_and_cosign_and_skopeo_verify() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let skey = skopeo_generate_key(&sb.subdir("skopeo"), "skopeo phrase");
     let key = TestKey {
@@ -67,7 +67,7 @@ fn a_skopeo_generated_key_signs_and_cosign_and_skopeo_verify() {
 
 #[test]
 fn a_sigbridge_generated_key_signs_with_cosign_and_both_verifiers_accept() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     sb.sigbridge()
         .args(["generate-key-pair", "--output-key-prefix", "release"])
@@ -178,7 +178,7 @@ fn public_key_writes_outfile() {
 
 #[test]
 fn an_empty_cosign_password_is_an_empty_password() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.cosign_key("empty", "");
     let repo = "e2e/empty-password";

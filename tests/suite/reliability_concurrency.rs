@@ -2,8 +2,7 @@
 //! same moment, with different keys, against a real docker-registry. Every signature must end
 //! up in the signature manifest, and none that was there before may disappear.
 
-#[path = "reliability_support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::process::Command;
 
@@ -119,7 +118,7 @@ fn sixteen_concurrent_signers_never_lose_a_signature() {
 
 /// The contrast, not an assertion: cosign's own read-append-write run the same way. cosign
 /// has no lost-update repair, so some of the 16 signatures usually disappear. Run with
-/// `cargo test --test reliability_concurrency -- --ignored --nocapture` to see the numbers.
+/// `cargo test --test suite reliability_concurrency -- --ignored --nocapture` to see the numbers.
 #[test]
 #[ignore = "measurement of cosign's behaviour, not a sigbridge property"]
 fn cosign_naive_read_append_write_loss_rate() {

@@ -4,7 +4,7 @@
 //! The payloads are signed with a real key and put into the registry by the real
 //! `cosign attach signature`; real `cosign verify` shows which image cosign thinks they are for.
 
-mod common;
+use crate::common;
 
 use common::{assert_no_sig_tag, b64, exit, sig_layers, Sandbox};
 use sigbridge_testkit::{
@@ -33,7 +33,7 @@ fn assert_no_blob(reg: &Registry, repo: &str, bytes: &[u8]) {
 
 #[test]
 fn critical_keys_differing_in_case_are_refused_by_verify_and_attach() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/differential";
@@ -111,7 +111,7 @@ fn critical_keys_differing_in_case_are_refused_by_verify_and_attach() {
 
 #[test]
 fn optional_keys_differing_in_case_are_refused_under_annotations() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/differential-optional";
@@ -149,7 +149,7 @@ fn optional_keys_differing_in_case_are_refused_under_annotations() {
 
 #[test]
 fn kelvin_sign_digest_key_is_refused_by_attach() {
-    let reg = Registry::plain();
+    let reg = Registry::shared_plain();
     let sb = Sandbox::new();
     let key = sb.pkcs8_key("signer");
     let repo = "e2e/differential-kelvin";
