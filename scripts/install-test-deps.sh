@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian 12 machine (run as root):
 #   - docker-registry (CNCF distribution 2.8), softhsm2 + opensc, apache2-utils, openssl
-#   - cosign 2.5 and skopeo 1.18 from Debian 13 (trixie) into a private folder, without
-#     touching the system's apt sources (Debian 12's skopeo has sigstore patched out).
+#   - cosign 2.5 and skopeo 1.18 from Debian 13 (trixie), and cosign 3.1.1 from Debian unstable
+#     (sid), into a private folder, without touching the system's apt sources (Debian 12's
+#     skopeo has sigstore patched out).
 # Idempotent: re-running skips what is already there.
 # Prints the folder holding the trixie tools; tests find it via SIGBRIDGE_TOOLS_DIR
 # (default: target/test-tools).
@@ -25,7 +26,8 @@ fi
 # The distribution package starts a system registry on :5000; the tests run their own.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
 
-if [ -x "$TOOLS/trixie/usr/bin/cosign" ] && [ -x "$TOOLS/trixie/usr/bin/skopeo" ]; then
+if [ -x "$TOOLS/trixie/usr/bin/cosign" ] && [ -x "$TOOLS/trixie/usr/bin/skopeo" ] \
+   && [ -x "$TOOLS/sid/usr/bin/cosign" ]; then
   echo "$TOOLS"; exit 0
 fi
 
@@ -48,4 +50,16 @@ APT=(apt-get -qq
   libdevmapper1.02.1 libsubid5 libseccomp2 libselinux1 libpcre2-8-0 libudev1 libsqlite3-0 >/dev/null 2>&1 \
   || (cd "$TOOLS/debs" && "${APT[@]}" download cosign skopeo libc6))
 for deb in "$TOOLS"/debs/*.deb; do dpkg-deb -x "$deb" "$TOOLS/trixie"; done
+
+# cosign 3.1.1 from Debian unstable (sid), the same private way: its binary links only libc.
+mkdir -p "$TOOLS/sid-apt/lists/partial" "$TOOLS/sid-apt/cache/archives/partial" "$TOOLS/sid-debs" "$TOOLS/sid"
+: > "$TOOLS/sid-apt/status"
+echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror sid main" > "$TOOLS/sid-apt/sid.list"
+SID_APT=(apt-get -qq
+  -o "Dir::Etc::SourceList=$TOOLS/sid-apt/sid.list" -o "Dir::Etc::SourceParts=-"
+  -o "Dir::State::Lists=$TOOLS/sid-apt/lists" -o "Dir::Cache=$TOOLS/sid-apt/cache"
+  -o "Dir::State::status=$TOOLS/sid-apt/status" -o "APT::Architecture=amd64")
+"${SID_APT[@]}" update
+(cd "$TOOLS/sid-debs" && "${SID_APT[@]}" download cosign >/dev/null)
+for deb in "$TOOLS"/sid-debs/cosign_*.deb; do dpkg-deb -x "$deb" "$TOOLS/sid"; done
 echo "$TOOLS"
