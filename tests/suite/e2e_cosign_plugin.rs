@@ -30,7 +30,8 @@ enum Cosign {
     V2Legacy,
     /// cosign 3.1.1, default format: a Sigstore bundle referrer, digest sent.
     V3Bundle,
-    /// cosign 3.1.1 with `--new-bundle-format=false`: legacy `.sig`, digest sent.
+    /// cosign 3.1.1 with `--new-bundle-format=false --use-signing-config=false
+    /// --tlog-upload=false`: legacy `.sig`, digest sent.
     V3Legacy,
 }
 
@@ -115,9 +116,12 @@ impl Fixture {
                 cmd.arg("--signing-config").arg(&self.signing_config);
             }
             Cosign::V3Legacy => {
-                cmd.arg("--signing-config")
-                    .arg(&self.signing_config)
-                    .arg("--new-bundle-format=false");
+                // cosign 3.1.1 refuses the legacy format together with a signing config.
+                cmd.args([
+                    "--use-signing-config=false",
+                    "--tlog-upload=false",
+                    "--new-bundle-format=false",
+                ]);
             }
         }
         cmd.args(self.reg.cosign_args()).arg(image);
@@ -245,9 +249,16 @@ fn profiles_resolve_and_an_unknown_profile_says_so() {
     assert_fails_saying(&out, &["no profile \"no-such-profile\""]);
 }
 
-/// A PIN file whose path has a space and a `%`, named in the URI with `pin-source=`.
-fn pin_file(fx: &Fixture, pin: &str) -> PathBuf {
-    fx.sandbox.write(&format!("pins/pin {}%.txt", pin.len()), format!("{pin}\n"))
+/// A PIN file whose path has a space and a `%`, as a `pin-source=` value: the `pkcs11:` URI
+/// nests verbatim, so its own RFC 7512 escapes apply (`%20`, `%25`) and reach its parser.
+fn pin_source(fx: &Fixture, pin: &str) -> String {
+    let path = fx
+        .sandbox
+        .write(&format!("pins/pin {}%.txt", pin.len()), format!("{pin}\n"));
+    path.display()
+        .to_string()
+        .replace('%', "%25")
+        .replace(' ', "%20")
 }
 
 #[test]
@@ -256,11 +267,10 @@ fn softhsm_token_signs_through_the_plugin_and_a_wrong_pin_says_so() {
     let token = StandardToken::create("plugin token;1", fx.sandbox.path());
     let (k, v) = SoftHsm::shared().env();
     let fx = fx.env(k, v);
-    let pin = pin_file(&fx, SOFTHSM_USER_PIN);
     let uri = format!(
         "{}&pin-source={}",
         token.token.uri(&token.p256),
-        pin.display()
+        pin_source(&fx, SOFTHSM_USER_PIN)
     );
     let reference = format!("sigbridge://{uri}");
     let exported = fx.public_key(&reference);
@@ -275,8 +285,11 @@ fn softhsm_token_signs_through_the_plugin_and_a_wrong_pin_says_so() {
         assert!(!out.stderr_str().contains(SOFTHSM_USER_PIN));
     }
 
-    let wrong = pin_file(&fx, "000000");
-    let bad = format!("sigbridge://{}&pin-source={}", token.token.uri(&token.p256), wrong.display());
+    let bad = format!(
+        "sigbridge://{}&pin-source={}",
+        token.token.uri(&token.p256),
+        pin_source(&fx, "000000")
+    );
     let (image, _) = fx.image("plugin/hsm-wrong-pin");
     let out = fx.sign(Cosign::V3Bundle, &bad, &image);
     assert_fails_saying(&out, &["PIN"]);
