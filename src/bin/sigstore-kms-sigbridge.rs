@@ -9,7 +9,8 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     // Warnings only by default: nerdctl drains cosign's stdout before its stderr.
-    let filter = EnvFilter::try_from_env("SIGBRIDGE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        EnvFilter::try_from_env("SIGBRIDGE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -20,13 +21,19 @@ fn main() -> std::process::ExitCode {
     let mut stdin = Vec::new();
     let answer = match std::io::stdin().read_to_end(&mut stdin) {
         Err(e) => error_answer(&format!("reading the message from stdin: {e}")),
-        Ok(_) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(_) => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt.block_on(sigbridge::plugin::answer(&argv, &stdin)),
             Err(e) => error_answer(&format!("starting the async runtime: {e}")),
         },
     };
     let mut out = std::io::stdout().lock();
-    if writeln!(out, "{answer}").and_then(|()| out.flush()).is_err() {
+    if writeln!(out, "{answer}")
+        .and_then(|()| out.flush())
+        .is_err()
+    {
         return std::process::ExitCode::FAILURE;
     }
     std::process::ExitCode::SUCCESS

@@ -73,6 +73,9 @@ mod tests {
     #[test]
     fn the_hint_names_cosign_timeout() {
         let hint = raise_hint(Duration::from_secs(175));
-        assert!(hint.contains("COSIGN_TIMEOUT") && hint.contains("--timeout"), "{hint}");
+        assert!(
+            hint.contains("COSIGN_TIMEOUT") && hint.contains("--timeout"),
+            "{hint}"
+        );
     }
 }

@@ -152,7 +152,10 @@ async fn sign_message(args: &PluginArgs, stdin: &[u8]) -> Result<Vec<u8>> {
 
     let signer = open(&args.init_options.key_resource_id)?;
     // The key first: a wrong PIN or an unreadable certificate fails before anything is submitted.
-    let key = signer.public_key().await.map_err(|e| signer_err(&*signer, e))?;
+    let key = signer
+        .public_key()
+        .await
+        .map_err(|e| signer_err(&*signer, e))?;
     let deferred = signer.capabilities().deferred;
     if budget == Some(Duration::ZERO) {
         return Err(Error::InvalidInput(format!(
@@ -171,9 +174,7 @@ async fn sign_message(args: &PluginArgs, stdin: &[u8]) -> Result<Vec<u8>> {
     }
     let wait = budget.map(Wait::UpTo).unwrap_or_default();
     let started = Instant::now();
-    let outcome = signer
-        .sign(&[stdin.to_vec()], &SignRequest { wait })
-        .await;
+    let outcome = signer.sign(&[stdin.to_vec()], &SignRequest { wait }).await;
     let ran_out = |b: Option<Duration>| b.is_some_and(|b| started.elapsed() >= b);
     let raw = match outcome {
         Ok(SignOutcome::Signed(mut signatures)) if signatures.len() == 1 => signatures.remove(0),
@@ -207,11 +208,19 @@ async fn sign_message(args: &PluginArgs, stdin: &[u8]) -> Result<Vec<u8>> {
         }
         Err(e) => return Err(signer_err(&*signer, e)),
     };
-    let signature = normalise_signature(&key, &raw)
-        .map_err(|e| signer_err(&*signer, SignerError::wrap(SignerErrorKind::BadSignature, e)))?;
+    let signature = normalise_signature(&key, &raw).map_err(|e| {
+        signer_err(
+            &*signer,
+            SignerError::wrap(SignerErrorKind::BadSignature, e),
+        )
+    })?;
     // As `sigbridge sign` does: nothing leaves unless it verifies against the signer's key.
-    key.verify(stdin, &signature)
-        .map_err(|e| signer_err(&*signer, SignerError::wrap(SignerErrorKind::BadSignature, e)))?;
+    key.verify(stdin, &signature).map_err(|e| {
+        signer_err(
+            &*signer,
+            SignerError::wrap(SignerErrorKind::BadSignature, e),
+        )
+    })?;
     Ok(signature)
 }
 
@@ -228,9 +237,16 @@ async fn verify_signature(args: &PluginArgs, stdin: &[u8]) -> Result<()> {
     )
     .map_err(|e| Error::InvalidInput(e.to_string()))?;
     let signer = open(&args.init_options.key_resource_id)?;
-    let key = signer.public_key().await.map_err(|e| signer_err(&*signer, e))?;
-    key.verify(stdin, &call.signature)
-        .map_err(|e| signer_err(&*signer, SignerError::wrap(SignerErrorKind::BadSignature, e)))
+    let key = signer
+        .public_key()
+        .await
+        .map_err(|e| signer_err(&*signer, e))?;
+    key.verify(stdin, &call.signature).map_err(|e| {
+        signer_err(
+            &*signer,
+            SignerError::wrap(SignerErrorKind::BadSignature, e),
+        )
+    })
 }
 
 fn missing(method: &str) -> Error {
@@ -275,12 +291,15 @@ impl PasswordSource for EnvPasswords {
     ) -> std::result::Result<Option<SecretString>, SignerError> {
         match std::env::var_os("COSIGN_PASSWORD") {
             None => Ok(None),
-            Some(p) => p.into_string().map(|p| Some(SecretString::from(p))).map_err(|_| {
-                SignerError::new(
-                    SignerErrorKind::Credentials,
-                    "COSIGN_PASSWORD is not valid UTF-8",
-                )
-            }),
+            Some(p) => p
+                .into_string()
+                .map(|p| Some(SecretString::from(p)))
+                .map_err(|_| {
+                    SignerError::new(
+                        SignerErrorKind::Credentials,
+                        "COSIGN_PASSWORD is not valid UTF-8",
+                    )
+                }),
         }
     }
 }
@@ -317,9 +336,13 @@ mod tests {
 
     #[test]
     fn algorithms_are_answered_in_their_objects() {
-        let j = call(r#"{"initOptions":{"protocolVersion":"v1","keyResourceID":"x","hashFunc":5},"methodName":"defaultAlgorithm","defaultAlgorithm":{}}"#);
+        let j = call(
+            r#"{"initOptions":{"protocolVersion":"v1","keyResourceID":"x","hashFunc":5},"methodName":"defaultAlgorithm","defaultAlgorithm":{}}"#,
+        );
         assert_eq!(j["defaultAlgorithm"]["defaultAlgorithm"], DEFAULT_ALGORITHM);
-        let j = call(r#"{"initOptions":{"protocolVersion":"v1","keyResourceID":"x","hashFunc":5},"methodName":"supportedAlgorithms","supportedAlgorithms":{}}"#);
+        let j = call(
+            r#"{"initOptions":{"protocolVersion":"v1","keyResourceID":"x","hashFunc":5},"methodName":"supportedAlgorithms","supportedAlgorithms":{}}"#,
+        );
         assert_eq!(
             j["supportedAlgorithms"]["supportedAlgorithms"][0],
             DEFAULT_ALGORITHM
@@ -328,7 +351,9 @@ mod tests {
 
     #[test]
     fn create_key_is_unsupported_with_the_object_present() {
-        let j = call(r#"{"initOptions":{"protocolVersion":"v1","keyResourceID":"x","hashFunc":5},"methodName":"createKey","createKey":{"algorithm":"ecdsa-sha2-256-nistp256"}}"#);
+        let j = call(
+            r#"{"initOptions":{"protocolVersion":"v1","keyResourceID":"x","hashFunc":5},"methodName":"createKey","createKey":{"algorithm":"ecdsa-sha2-256-nistp256"}}"#,
+        );
         assert!(j["createKey"].is_object(), "{j}");
         let msg = j["errorMessage"].as_str().unwrap();
         assert!(msg.contains("unsupported"), "{msg}");
@@ -336,13 +361,31 @@ mod tests {
 
     #[test]
     fn unknown_methods_and_versions_are_errors() {
-        let j = call(r#"{"initOptions":{"protocolVersion":"v1","keyResourceID":"x"},"methodName":"frobnicate"}"#);
-        assert!(j["errorMessage"].as_str().unwrap().contains("unknown plugin method"), "{j}");
-        let j = call(r#"{"initOptions":{"protocolVersion":"v2","keyResourceID":"x"},"methodName":"publicKey"}"#);
+        let j = call(
+            r#"{"initOptions":{"protocolVersion":"v1","keyResourceID":"x"},"methodName":"frobnicate"}"#,
+        );
+        assert!(
+            j["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("unknown plugin method"),
+            "{j}"
+        );
+        let j = call(
+            r#"{"initOptions":{"protocolVersion":"v2","keyResourceID":"x"},"methodName":"publicKey"}"#,
+        );
         assert!(j["errorMessage"].as_str().unwrap().contains("v2"), "{j}");
         let j = call("not json");
-        assert!(j["errorMessage"].as_str().unwrap().contains("not valid JSON"), "{j}");
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert!(
+            j["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("not valid JSON"),
+            "{j}"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let out = rt.block_on(answer(&["v9".to_string(), "{}".to_string()], b""));
         assert!(out.contains("protocol \\\"v9\\\""), "{out}");
         let out = rt.block_on(answer(&[], b""));
@@ -351,7 +394,9 @@ mod tests {
 
     #[test]
     fn a_missing_key_file_is_an_error_message_in_the_public_key_object() {
-        let j = call(r#"{"initOptions":{"protocolVersion":"v1","keyResourceID":"/nonexistent/dir/cosign.key","hashFunc":5},"methodName":"publicKey","publicKey":{"publicKeyOptions":{}}}"#);
+        let j = call(
+            r#"{"initOptions":{"protocolVersion":"v1","keyResourceID":"/nonexistent/dir/cosign.key","hashFunc":5},"methodName":"publicKey","publicKey":{"publicKeyOptions":{}}}"#,
+        );
         assert!(j["publicKey"].is_object(), "{j}");
         let msg = j["errorMessage"].as_str().unwrap();
         assert!(msg.contains("/nonexistent/dir/cosign.key"), "{msg}");
@@ -366,7 +411,9 @@ mod tests {
         let json = format!(
             r#"{{"initOptions":{{"protocolVersion":"v1","keyResourceID":"/nonexistent/k","hashFunc":5}},"methodName":"signMessage","signMessage":{{"signOptions":{{"messageOptions":{{"digest":"{digest}"}}}}}}}}"#
         );
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let out: serde_json::Value =
             serde_json::from_str(&rt.block_on(answer(&["v1".to_string(), json], b"payload")))
                 .unwrap();

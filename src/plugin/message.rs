@@ -85,7 +85,8 @@ pub fn check(
 ) -> Result<(), MessageError> {
     let hash = match digest {
         Some(digest) => {
-            let hash = Hash::by_len(digest.len()).ok_or(MessageError::DigestLength(digest.len()))?;
+            let hash =
+                Hash::by_len(digest.len()).ok_or(MessageError::DigestLength(digest.len()))?;
             if message.is_empty() {
                 return Err(MessageError::DigestOnly);
             }

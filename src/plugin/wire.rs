@@ -265,7 +265,10 @@ mod tests {
     #[test]
     fn verify_signature_decodes_the_signature() {
         let args: PluginArgs = serde_json::from_str(VERIFY).unwrap();
-        assert_eq!(args.verify_signature.unwrap().signature, vec![0x30, 0x45, 0x02]);
+        assert_eq!(
+            args.verify_signature.unwrap().signature,
+            vec![0x30, 0x45, 0x02]
+        );
     }
 
     #[test]
@@ -285,7 +288,10 @@ mod tests {
         };
         let json: serde_json::Value = serde_json::from_str(&resp.to_json()).unwrap();
         let b64 = json["publicKey"]["publicKeyPEM"].as_str().unwrap();
-        assert!(b64.starts_with("LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS0K"), "{b64}");
+        assert!(
+            b64.starts_with("LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS0K"),
+            "{b64}"
+        );
         assert!(json.get("errorMessage").is_none());
 
         let resp = PluginResp {

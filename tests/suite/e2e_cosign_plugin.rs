@@ -14,9 +14,7 @@ use sigbridge_testkit::{
     push_image, OutputExt, Registry, SharedRegistry, SoftHsm, StandardToken, ToolCommand, Tools,
     SOFTHSM_USER_PIN,
 };
-use signpath_compatible_server::{
-    Approval, Behaviour, Faults, ServerConfig, SignPathServer,
-};
+use signpath_compatible_server::{Approval, Behaviour, Faults, ServerConfig, SignPathServer};
 
 use crate::common::Sandbox;
 
@@ -173,7 +171,11 @@ fn assert_ok(out: &Output, what: &str) {
 
 #[track_caller]
 fn assert_fails_saying(out: &Output, needles: &[&str]) {
-    assert!(!out.status.success(), "cosign should have failed:\n{}", out.describe());
+    assert!(
+        !out.status.success(),
+        "cosign should have failed:\n{}",
+        out.describe()
+    );
     let err = out.stderr_str();
     assert!(
         err.contains("plugin returned error"),
@@ -181,7 +183,11 @@ fn assert_fails_saying(out: &Output, needles: &[&str]) {
         out.describe()
     );
     for needle in needles {
-        assert!(err.contains(needle), "missing {needle:?}:\n{}", out.describe());
+        assert!(
+            err.contains(needle),
+            "missing {needle:?}:\n{}",
+            out.describe()
+        );
     }
 }
 
@@ -196,7 +202,10 @@ fn local_key_in_an_awkward_folder_signs_with_every_cosign_and_verifies() {
     let key = fx.sandbox.pkcs8_key("odd dir;v=1?x%41/key");
     let reference = format!("sigbridge://{}", key.private.display());
     let expected = std::fs::read_to_string(&key.public).unwrap();
-    assert_eq!(normalise_pem(&fx.public_key(&reference)), normalise_pem(&expected));
+    assert_eq!(
+        normalise_pem(&fx.public_key(&reference)),
+        normalise_pem(&expected)
+    );
 
     for which in ALL {
         let (image, _) = fx.image(&format!("plugin/local-{which:?}").to_lowercase());
@@ -205,7 +214,10 @@ fn local_key_in_an_awkward_folder_signs_with_every_cosign_and_verifies() {
         let calls = fx.calls();
         eprintln!("{which:?}: plugin calls for one cosign sign: {calls:?}");
         assert_eq!(fx.sign_calls(), 1, "{which:?}: {calls:?}");
-        assert!(calls.iter().all(|m| m == "signMessage" || m == "publicKey"), "{calls:?}");
+        assert!(
+            calls.iter().all(|m| m == "signMessage" || m == "publicKey"),
+            "{calls:?}"
+        );
         let out = fx.verify(which, &expected, &image);
         assert_ok(&out, &format!("cosign verify ({which:?})"));
     }
@@ -222,7 +234,10 @@ fn encrypted_cosign_key_takes_its_password_from_the_environment() {
     assert_ok(&out, "cosign sign");
     assert!(!out.stderr_str().contains("correct horse"));
     let expected = std::fs::read_to_string(&key.public).unwrap();
-    assert_ok(&fx.verify(Cosign::V3Bundle, &expected, &image), "cosign verify");
+    assert_ok(
+        &fx.verify(Cosign::V3Bundle, &expected, &image),
+        "cosign verify",
+    );
 }
 
 #[test]
@@ -241,10 +256,16 @@ fn profiles_resolve_and_an_unknown_profile_says_so() {
     let out = fx.sign(Cosign::V3Bundle, "sigbridge://release", &image);
     assert_ok(&out, "cosign sign with a profile");
     let expected = std::fs::read_to_string(&key.public).unwrap();
-    assert_ok(&fx.verify(Cosign::V3Bundle, &expected, &image), "cosign verify");
+    assert_ok(
+        &fx.verify(Cosign::V3Bundle, &expected, &image),
+        "cosign verify",
+    );
 
     let out = fx.sign(Cosign::V3Bundle, "sigbridge://no-such-profile", &image);
-    assert_fails_saying(&out, &["no profile \"no-such-profile\"", "profiles there: release"]);
+    assert_fails_saying(
+        &out,
+        &["no profile \"no-such-profile\"", "profiles there: release"],
+    );
     let out = fx.sign(Cosign::V2Legacy, "sigbridge://no-such-profile", &image);
     assert_fails_saying(&out, &["no profile \"no-such-profile\""]);
 }
@@ -343,7 +364,10 @@ fn signpath_approval_signs_once_per_cosign_sign() {
     let (fx, server, reference) = signpath_fixture();
     let exported = fx.public_key(&reference);
     assert_eq!(server.submits(), 0, "publicKey must not submit anything");
-    assert_eq!(normalise_pem(&exported), normalise_pem(&server.public_key_pem()));
+    assert_eq!(
+        normalise_pem(&exported),
+        normalise_pem(&server.public_key_pem())
+    );
 
     for (n, which) in ALL.into_iter().enumerate() {
         let (image, _) = fx.image(&format!("plugin/signpath-{which:?}").to_lowercase());
@@ -369,7 +393,11 @@ fn signpath_approval_signs_once_per_cosign_sign() {
             fx.calls(),
             server.submits()
         );
-        assert_eq!(server.submits(), n + 1, "exactly one signing request per cosign sign");
+        assert_eq!(
+            server.submits(),
+            n + 1,
+            "exactly one signing request per cosign sign"
+        );
         assert_eq!(fx.sign_calls(), 1);
         assert_ok(&fx.verify(which, &exported, &image), "cosign verify");
     }
@@ -426,6 +454,8 @@ fn nerdctl_style_sign_stays_off_rekor_with_cosign_env_vars() {
     assert_ok(&out, "nerdctl-style cosign sign");
     assert_eq!(fx.sign_calls(), 1);
     let expected = std::fs::read_to_string(&key.public).unwrap();
-    assert_ok(&fx.verify(Cosign::V3Bundle, &expected, &image), "cosign verify");
+    assert_ok(
+        &fx.verify(Cosign::V3Bundle, &expected, &image),
+        "cosign verify",
+    );
 }
-
