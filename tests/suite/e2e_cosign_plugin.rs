@@ -425,7 +425,7 @@ fn a_short_cosign_timeout_says_how_to_raise_it() {
     let (fx, server, reference) = signpath_fixture();
     let (image, _) = fx.image("plugin/signpath-timeout");
     let mut cmd = fx.cosign(Cosign::V3Bundle);
-    cmd.env("COSIGN_TIMEOUT", "8s")
+    cmd.env("COSIGN_TIMEOUT", "15s")
         .args(["sign", "--key", &reference, "-y", "--signing-config"])
         .arg(&fx.signing_config)
         .args(fx.reg.cosign_args())
