@@ -423,4 +423,54 @@ mod tests {
     }
 
     use sha2::Digest as _;
+
+    fn run(json: String, stdin: &[u8]) -> serde_json::Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        serde_json::from_str(&rt.block_on(answer(&["v1".to_string(), json], stdin))).unwrap()
+    }
+
+    #[test]
+    fn sign_message_then_verify_signature_round_trips_with_a_key_file() {
+        use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k;1?.pem");
+        let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+        std::fs::write(
+            &key,
+            secret.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
+        let id = key.display().to_string();
+        let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
+        let message = b"DSSEv1 28 application/vnd.in-toto+json 2 {}";
+        let digest = b64(&sha2::Sha256::digest(message));
+        let signed = run(
+            format!(
+                r#"{{"initOptions":{{"protocolVersion":"v1","keyResourceID":{id:?},"hashFunc":5}},"methodName":"signMessage","signMessage":{{"signOptions":{{"messageOptions":{{"digest":"{digest}"}}}}}}}}"#
+            ),
+            message,
+        );
+        assert!(signed.get("errorMessage").is_none(), "{signed}");
+        let signature = signed["signMessage"]["signature"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let verify = |stdin: &[u8]| {
+            run(
+                format!(
+                    r#"{{"initOptions":{{"protocolVersion":"v1","keyResourceID":{id:?},"hashFunc":5}},"methodName":"verifySignature","verifySignature":{{"signature":"{signature}","verifyOptions":{{"messageOptions":{{"digest":null}}}}}}}}"#
+                ),
+                stdin,
+            )
+        };
+        let ok = verify(message);
+        assert!(ok.get("errorMessage").is_none(), "{ok}");
+        assert!(ok["verifySignature"].is_object(), "{ok}");
+        let bad = verify(b"another message");
+        assert!(bad["verifySignature"].is_object(), "{bad}");
+        assert!(bad["errorMessage"].is_string(), "{bad}");
+    }
 }
