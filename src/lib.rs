@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod format;
 pub mod payload;
+pub mod plugin;
 pub mod providers;
 pub mod reference;
 pub mod registry;

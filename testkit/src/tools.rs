@@ -51,6 +51,20 @@ impl Tools {
         require(Self::trixie_root().join("usr/bin/cosign"))
     }
 
+    /// The cosign 3.1.1 binary from Debian unstable (`sid`), beside the trixie tools.
+    pub fn cosign3_path() -> PathBuf {
+        require(Self::tools_dir().join("sid/usr/bin/cosign"))
+    }
+
+    /// [`Tools::cosign`] for cosign 3.1.1.
+    pub fn cosign3() -> ToolCommand {
+        let mut tool = ToolCommand::new(Command::new(Self::cosign3_path()));
+        let docker = tool.home().join(".docker");
+        std::fs::create_dir_all(&docker).expect("create private DOCKER_CONFIG");
+        tool.env("DOCKER_CONFIG", docker);
+        tool
+    }
+
     /// The skopeo 1.18 binary from trixie (it must be started through [`Tools::skopeo`]).
     pub fn skopeo_path() -> PathBuf {
         require(Self::trixie_root().join("usr/bin/skopeo"))

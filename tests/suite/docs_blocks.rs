@@ -34,6 +34,7 @@ const CHECKED: &[&str] = &[
     "docs/pkcs11.md",
     "docs/signpath.md",
     "docs/approval-flow.md",
+    "docs/cosign-plugin.md",
 ];
 
 /// One marked block.
@@ -197,6 +198,12 @@ impl Guide {
         let bin = dir.path().join(".bin");
         std::fs::create_dir(&bin).expect("create bin dir");
         std::os::unix::fs::symlink(Tools::cosign_path(), bin.join("cosign")).expect("link cosign");
+        // cosign runs the KMS plugin for `--key sigbridge://...` from PATH.
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_sigstore-kms-sigbridge"),
+            bin.join("sigstore-kms-sigbridge"),
+        )
+        .expect("link the cosign plugin");
         let registry = Registry::plain();
         let host = registry.host();
         let digests = push_images_http(
@@ -420,6 +427,11 @@ fn signpath() {
     let mut guide = Guide::new();
     guide.with_signpath_server();
     guide.run("docs/signpath.md");
+}
+
+#[test]
+fn cosign_plugin() {
+    Guide::new().run("docs/cosign-plugin.md");
 }
 
 #[test]
