@@ -406,12 +406,26 @@ fn read_request(client: &mut TcpStream) -> Result<Option<Request>, u16> {
 /// Sends the request upstream and reads the whole answer (the upstream closes after it);
 /// the answer's `Connection` header is replaced by `Connection: close`.
 fn forward(req: &Request, upstream_port: u16) -> Option<Vec<u8>> {
-    let mut up = TcpStream::connect(("127.0.0.1", upstream_port)).ok()?;
+    let mut up = connect_upstream(upstream_port)?;
+    let said = |what: &str, e: std::io::Error| {
+        eprintln!(
+            "fault proxy: {what} {} {} to the registry failed: {e}",
+            req.method, req.path
+        );
+    };
     up.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
-    up.write_all(&req.head).ok()?;
-    up.write_all(&req.body).ok()?;
+    if let Err(e) = up
+        .write_all(&req.head)
+        .and_then(|()| up.write_all(&req.body))
+    {
+        said("sending", e);
+        return None;
+    }
     let mut response = Vec::new();
-    up.read_to_end(&mut response).ok()?;
+    if let Err(e) = up.read_to_end(&mut response) {
+        said("reading the answer to", e);
+        return None;
+    }
     let head_end = find(&response, b"\r\n\r\n")? + 4;
     let head = String::from_utf8_lossy(&response[..head_end]).to_string();
     let mut out = String::new();
@@ -426,6 +440,27 @@ fn forward(req: &Request, upstream_port: u16) -> Option<Vec<u8>> {
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(&response[head_end..]);
     Some(bytes)
+}
+
+/// A connection to the registry behind the proxy. A failed connect is the harness's problem,
+/// not a fault under test (a loaded machine can briefly run out of loopback ports or accept
+/// slots), so it is retried a few times, and said on stderr if it still fails: the caller then
+/// answers 502, which a test would otherwise take for an injected fault.
+fn connect_upstream(upstream_port: u16) -> Option<TcpStream> {
+    let mut last = None;
+    for attempt in 0..5u64 {
+        match TcpStream::connect(("127.0.0.1", upstream_port)) {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                last = Some(e);
+                thread::sleep(Duration::from_millis(20 * (attempt + 1)));
+            }
+        }
+    }
+    if let Some(e) = last {
+        eprintln!("fault proxy: cannot reach the registry on 127.0.0.1:{upstream_port}: {e}");
+    }
+    None
 }
 
 fn simple_response(status: u16, retry_after: Option<u32>) -> String {
