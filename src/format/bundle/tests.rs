@@ -14,6 +14,7 @@ fn image(manifest: &[u8]) -> ResolvedImage {
         reference,
         digest,
         media_type: media_types::OCI_MANIFEST.to_string(),
+        size: manifest.len() as u64,
         from_tag: false,
     }
 }
