@@ -213,9 +213,9 @@ where
             let permits = &permits;
             let dedupe = &dedupe;
             async move {
-                let duplicate = |stored: &_, new: &_| target.format.is_duplicate(stored, new, dedupe);
-                let result =
-                    store_one(target, permits, img, identity, envelope, &duplicate).await;
+                let duplicate =
+                    |stored: &_, new: &_| target.format.is_duplicate(stored, new, dedupe);
+                let result = store_one(target, permits, img, identity, envelope, &duplicate).await;
                 (img, result)
             }
         })

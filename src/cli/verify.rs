@@ -136,7 +136,10 @@ async fn has_bundles(store: &ReferrersStore<'_>, image: &ResolvedImage) -> bool 
     match store.read(image).await {
         Ok(found) => found.iter().any(|d| d.media_type == BUNDLE_MEDIA_TYPE),
         Err(e) => {
-            tracing::warn!("could not list the referrers of {}: {e}; checking legacy signatures only", image.pinned());
+            tracing::warn!(
+                "could not list the referrers of {}: {e}; checking legacy signatures only",
+                image.pinned()
+            );
             false
         }
     }
