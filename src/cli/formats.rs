@@ -23,12 +23,13 @@ pub enum SignFormat {
     Both,
 }
 
-/// Where `verify` looks.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum VerifyFormat {
-    /// Only `.sig` signatures.
+/// One format: where `verify` looks, what `generate` prints.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, Default)]
+pub enum OneFormat {
+    /// cosign's simple-signing payload at the `.sig` tag.
+    #[default]
     Legacy,
-    /// Only Sigstore bundles among the referrers.
+    /// cosign 3's Sigstore bundle among the referrers.
     Bundle,
 }
 

@@ -17,7 +17,7 @@ use sigbridge_signer::PublicKey;
 use sigbridge::providers::SignerSpec;
 
 use super::common::{read_small_file, resolve, signature_repository_override, RegistryArgs, Verb};
-use super::formats::VerifyFormat;
+use super::formats::OneFormat;
 use super::OutputFormat;
 
 #[derive(Debug, clap::Args)]
@@ -43,7 +43,7 @@ pub struct Args {
     /// Look only at this format's signatures. Without it, as cosign 3: Sigstore bundles among
     /// the image's referrers if there is any, else the legacy `.sig` signatures.
     #[arg(long, value_enum, value_name = "FORMAT")]
-    pub format: Option<VerifyFormat>,
+    pub format: Option<OneFormat>,
 
     /// Accepted for cosign compatibility: sigbridge never consults a transparency log.
     #[arg(long, hide = true)]
@@ -72,8 +72,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_payload_size,
     };
     let bundles = match args.format {
-        Some(VerifyFormat::Bundle) => true,
-        Some(VerifyFormat::Legacy) => false,
+        Some(OneFormat::Bundle) => true,
+        Some(OneFormat::Legacy) => false,
         None => has_bundles(&bundle_store, &image).await,
     };
     let bundle_format = SigstoreBundle::new(&opts.key, BTreeMap::new());

@@ -19,6 +19,7 @@ use sigbridge_signer::{pem, CertificateMaterial, PublicKey};
 
 use super::{Candidate, Dedupe, Envelope, Payload, SignatureFormat};
 use crate::payload::ParsedPayload;
+use crate::reference::Digest;
 use crate::registry::manifest::Descriptor;
 use crate::resolve::ResolvedImage;
 
@@ -61,32 +62,43 @@ impl SigstoreBundle {
 
     /// The in-toto statement cosign 3 signs for `image` (protojson field order).
     pub fn statement(&self, image: &ResolvedImage) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct Subject<'a> {
-            digest: BTreeMap<&'static str, &'a str>,
-            annotations: &'a BTreeMap<String, String>,
-        }
-        #[derive(Serialize)]
-        struct Statement<'a> {
-            #[serde(rename = "_type")]
-            kind: &'static str,
-            subject: [Subject<'a>; 1],
-            #[serde(rename = "predicateType")]
-            predicate_type: &'static str,
-            predicate: Map<String, Value>,
-        }
-        let statement = Statement {
-            kind: STATEMENT_TYPE,
-            subject: [Subject {
-                digest: BTreeMap::from([(image.digest.algorithm(), image.digest.hex())]),
-                annotations: &self.annotations,
-            }],
-            predicate_type: SIGN_PREDICATE_TYPE,
-            predicate: Map::new(),
-        };
-        // Serialising plain strings and maps cannot fail.
-        serde_json::to_vec(&statement).unwrap_or_default()
+        statement(&image.digest, &self.annotations)
     }
+}
+
+/// The in-toto statement cosign 3 signs for the image `digest` with `-a` `annotations`.
+pub fn statement(digest: &Digest, annotations: &BTreeMap<String, String>) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Subject<'a> {
+        digest: BTreeMap<&'static str, &'a str>,
+        annotations: &'a BTreeMap<String, String>,
+    }
+    #[derive(Serialize)]
+    struct Statement<'a> {
+        #[serde(rename = "_type")]
+        kind: &'static str,
+        subject: [Subject<'a>; 1],
+        #[serde(rename = "predicateType")]
+        predicate_type: &'static str,
+        predicate: Map<String, Value>,
+    }
+    let statement = Statement {
+        kind: STATEMENT_TYPE,
+        subject: [Subject {
+            digest: BTreeMap::from([(digest.algorithm(), digest.hex())]),
+            annotations,
+        }],
+        predicate_type: SIGN_PREDICATE_TYPE,
+        predicate: Map::new(),
+    };
+    // Serialising plain strings and maps cannot fail.
+    serde_json::to_vec(&statement).unwrap_or_default()
+}
+
+/// The bytes a key signs for the image `digest` in this format: the DSSE PAE of the statement
+/// (what `generate --format bundle` prints).
+pub fn signed_bytes(digest: &Digest, annotations: &BTreeMap<String, String>) -> Vec<u8> {
+    pae::encode(IN_TOTO_PAYLOAD_TYPE, &statement(digest, annotations))
 }
 
 /// `publicKey.hint` for `key`: std-base64 SHA-256 of its PKIX DER.
@@ -97,7 +109,7 @@ pub fn key_hint(key: &PublicKey) -> String {
 impl SignatureFormat for SigstoreBundle {
     fn payload(&self, image: &ResolvedImage) -> Payload {
         Payload {
-            bytes: pae::encode(IN_TOTO_PAYLOAD_TYPE, &self.statement(image)),
+            bytes: signed_bytes(&image.digest, &self.annotations),
             identity: image.repository().name(),
         }
     }

@@ -305,3 +305,44 @@ fn format_both_verifies_with_cosign_2_legacy_and_cosign_3_bundle() {
             .ok();
     }
 }
+
+#[test]
+fn generate_format_bundle_prints_the_exact_bytes_cosign_3_signed() {
+    let reg = Registry::shared_plain();
+    let sb = Sandbox::new();
+    let key = sb.cosign_key("cosign3", "pw-3");
+    let repo = "e2e/bundle-generate";
+    let digest = push_image(&reg, repo, "v1");
+    let image = reg.image_ref(repo, &digest);
+    cosign3_sign(&reg, &sb, &key, &image, &["-a", "team=blue"]);
+
+    let index = fallback_index(&reg, repo, &digest);
+    let entry = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, manifest) = get_manifest_raw(&reg, repo, &entry);
+    let manifest: Value = serde_json::from_slice(&manifest).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let bundle: Value = serde_json::from_slice(&get_blob(&reg, repo, layer)).unwrap();
+    let statement = STANDARD
+        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let payload_type = bundle["dsseEnvelope"]["payloadType"].as_str().unwrap();
+    let mut pae = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        statement.len()
+    )
+    .into_bytes();
+    pae.extend_from_slice(&statement);
+
+    // Offline (a digest reference): no registry flags needed.
+    let generated = sb
+        .sigbridge()
+        .args(["generate", "--format", "bundle", "-a", "team=blue"])
+        .arg(&image)
+        .run()
+        .ok();
+    assert_eq!(generated.stdout().as_bytes(), pae.as_slice());
+}
