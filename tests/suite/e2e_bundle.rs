@@ -346,3 +346,48 @@ fn generate_format_bundle_prints_the_exact_bytes_cosign_3_signed() {
         .ok();
     assert_eq!(generated.stdout().as_bytes(), pae.as_slice());
 }
+
+#[test]
+fn sixteen_concurrent_bundle_signers_keep_sixteen_fallback_index_entries() {
+    let reg = Registry::plain();
+    let sb = Sandbox::new();
+    let key = sb.pkcs8_key("signer");
+    let repo = "e2e/bundle-concurrent";
+    let digest = push_image(&reg, repo, "v1");
+    let image = reg.image_ref(repo, &digest);
+    // Distinct statements (the local signer's ECDSA is deterministic, so the same statement
+    // in the same second would be the same signature, stored once).
+    let children: Vec<_> = (0..16)
+        .map(|i| {
+            let mut cmd = sb
+                .sigbridge()
+                .env_remove(common::DELAY_SCALE_VAR)
+                .arg("sign")
+                .signer(&key)
+                .args(["--format", "bundle", "-a", &format!("signer={i}")])
+                .registry(&reg)
+                .arg(&image)
+                .command();
+            cmd.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().expect("start sigbridge")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait for sigbridge");
+        assert!(out.status.success(), "{}", out.describe());
+    }
+    let index = fallback_index(&reg, repo, &digest);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 16, "{index}");
+    for i in [0, 15] {
+        sb.sigbridge()
+            .arg("verify")
+            .arg("--key")
+            .arg(&key.public)
+            .args(["-a", &format!("signer={i}")])
+            .registry(&reg)
+            .arg(&image)
+            .run()
+            .ok();
+    }
+}
