@@ -20,6 +20,7 @@ use sigbridge_signer::{parse_duration, SignRequest, Ticket, Wait};
 use super::common::{signature_repository_override, RegistryArgs};
 use super::formats::{SignFormat, SignTargets};
 use super::{LogFormat, OutputFormat};
+use sigbridge::config::ProfileFormat;
 
 /// Lines longer than this in --images-from are not image references.
 const MAX_REFERENCE_LINE: usize = 4096;
@@ -68,9 +69,9 @@ pub struct Args {
 
     /// Signature format: legacy (cosign 2's `.sig` tag, the one podman, CRI-O and skopeo
     /// read), bundle (cosign 3's Sigstore bundle as an OCI 1.1 referrer) or both (one signer
-    /// call for both).
-    #[arg(long, value_enum, default_value_t = SignFormat::Legacy)]
-    pub format: SignFormat,
+    /// call for both). Default: the signer profile's `format`, else legacy.
+    #[arg(long, value_enum)]
+    pub format: Option<SignFormat>,
 
     /// Output on stdout: text (one signed reference per line) or json (one object per line,
     /// failures included).
@@ -201,8 +202,16 @@ pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> 
         })
     };
 
+    let format = match args.format {
+        Some(f) => f,
+        None => match sigbridge::config::profile_format(&args.signer)? {
+            Some(ProfileFormat::Legacy) | None => SignFormat::Legacy,
+            Some(ProfileFormat::Bundle) => SignFormat::Bundle,
+            Some(ProfileFormat::Both) => SignFormat::Both,
+        },
+    };
     let targets = SignTargets::new(
-        args.format,
+        format,
         &client,
         opened.key(),
         &annotations,

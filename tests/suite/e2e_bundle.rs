@@ -391,3 +391,55 @@ fn sixteen_concurrent_bundle_signers_keep_sixteen_fallback_index_entries() {
             .ok();
     }
 }
+
+#[test]
+fn a_profile_format_applies_unless_the_flag_overrides_it() {
+    let reg = Registry::shared_plain();
+    let sb = Sandbox::new();
+    let key = sb.pkcs8_key("signer");
+    let config = sb.write(
+        "sigbridge.toml",
+        format!(
+            "[profiles.release]\nsigner = {:?}\nformat = \"bundle\"\n",
+            key.private.display().to_string()
+        ),
+    );
+    let repo = "e2e/bundle-profile";
+    let digest = push_image(&reg, repo, "v1");
+    let image = reg.image_ref(repo, &digest);
+    let sign = |extra: &[&str]| {
+        sb.sigbridge()
+            .env("SIGBRIDGE_CONFIG", &config)
+            .args(["sign", "--signer", "release"])
+            .args(extra)
+            .registry(&reg)
+            .arg(&image)
+            .run()
+            .ok();
+    };
+    sign(&[]);
+    assert_no_sig_tag(&reg, repo, &digest);
+    assert_eq!(
+        fallback_index(&reg, repo, &digest)["manifests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    sign(&["--format", "legacy"]);
+    assert_eq!(common::sig_layers(&reg, repo, &digest).len(), 1);
+
+    let bad = sb.write(
+        "bad.toml",
+        "[profiles.release]\nsigner = \"k.pem\"\nformat = \"cbor\"\n",
+    );
+    let run = sb
+        .sigbridge()
+        .env("SIGBRIDGE_CONFIG", &bad)
+        .args(["sign", "--signer", "release"])
+        .registry(&reg)
+        .arg(&image)
+        .run();
+    assert_ne!(run.code(), Some(0), "{}", run.describe());
+    assert!(run.stderr().contains("cbor"), "{}", run.describe());
+}
