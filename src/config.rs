@@ -38,6 +38,37 @@ pub struct Profile {
     /// Free text for humans.
     #[serde(default)]
     pub description: Option<String>,
+    /// The signature format `sign` writes with this signer unless `--format` says otherwise.
+    #[serde(default)]
+    pub format: Option<ProfileFormat>,
+}
+
+/// A profile's `format`: `"legacy"`, `"bundle"` or `"both"` (as `sign --format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileFormat {
+    /// cosign's `.sig` signature.
+    Legacy,
+    /// cosign 3's Sigstore bundle referrer.
+    Bundle,
+    /// Both.
+    Both,
+}
+
+/// The `format` of the profile `arg` names, if `arg` is a profile that sets one.
+pub fn profile_format(arg: &str) -> Result<Option<ProfileFormat>> {
+    let is_name = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !Path::new(arg).exists();
+    if !is_name {
+        return Ok(None);
+    }
+    let Some(path) = config_path()? else {
+        return Ok(None);
+    };
+    Ok(load(&path)?.profiles.get(arg).and_then(|p| p.format))
 }
 
 /// The configuration file in effect, if any.

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::reference::{Digest, ImageReference, Repository};
-use crate::registry::manifest::{media_types, ImageIndex};
+use crate::registry::manifest::{media_types, Descriptor, ImageIndex};
 use crate::registry::RegistryClient;
 
 /// An image pinned to the digest of its manifest (image or index).
@@ -15,6 +15,8 @@ pub struct ResolvedImage {
     pub digest: Digest,
     /// The manifest media type the registry reported.
     pub media_type: String,
+    /// The manifest's size in bytes (an OCI 1.1 `subject` names it).
+    pub size: u64,
     /// Whether the user named a tag rather than a digest (cosign warns about that).
     pub from_tag: bool,
 }
@@ -23,6 +25,11 @@ impl ResolvedImage {
     /// The repository of the image.
     pub fn repository(&self) -> &Repository {
         self.reference.repository()
+    }
+
+    /// The manifest's descriptor (media type, digest, size): the `subject` of a referrer.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor::new(self.media_type.clone(), self.digest.clone(), self.size)
     }
 
     /// `registry/path@sha256:…`.
@@ -59,6 +66,7 @@ pub async fn resolve_image(
         reference: image.with_digest(fetched.digest.clone()),
         digest: fetched.digest,
         media_type: fetched.media_type,
+        size: fetched.bytes.len() as u64,
         from_tag: image.digest().is_none(),
     })
 }
@@ -115,6 +123,8 @@ pub async fn expand_recursive(
                     reference,
                     digest: child.digest.clone(),
                     media_type: child.media_type.clone(),
+                    // The index is content-addressed, so the size it lists is as sure as a HEAD.
+                    size: child.size,
                     from_tag: false,
                 },
                 depth + 1,

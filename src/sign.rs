@@ -11,11 +11,10 @@ use sigbridge_signer::{
 };
 
 use crate::error::{Error, Result};
-use crate::format::{Dedupe, Envelope, SignatureFormat, SimpleSigning};
+use crate::format::{Dedupe, Envelope, SignatureFormat};
 use crate::reference::{Digest, Repository};
-use crate::registry::RegistryClient;
 use crate::resolve::ResolvedImage;
-use crate::store::{settle, AttachOutcome, DuplicateCheck, SigTagStore, SignatureStore};
+use crate::store::{settle, AttachOutcome, DuplicateCheck, SignatureStore};
 
 /// Settings shared by every image of one `sign` run.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +32,18 @@ pub struct SignOptions {
     pub request: SignRequest,
     /// Collect this pending job (`--resume`) instead of asking the signer anew.
     pub resume: Option<Ticket>,
+}
+
+/// One format written to one store: `sign --format legacy` is one target, `both` two.
+#[derive(Clone, Copy)]
+pub struct SignTarget<'a> {
+    /// What is signed and how it is wrapped.
+    pub format: &'a dyn SignatureFormat,
+    /// Where it is stored.
+    pub store: &'a dyn SignatureStore,
+    /// The name reported with each result (`None` for the legacy format, whose output stays
+    /// as it always was).
+    pub label: Option<&'static str>,
 }
 
 /// The result for one signed image.
@@ -53,6 +64,9 @@ pub struct SignedImage {
     pub payload_digest: Digest,
     /// Whether a new layer was added.
     pub outcome: AttachOutcome,
+    /// The format, when not the legacy one (`bundle`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<&'static str>,
 }
 
 /// A signer opened for a run: its public key and certificate are read once, before any
@@ -84,6 +98,11 @@ impl<'a> OpenedSigner<'a> {
     /// The signer itself.
     pub fn signer(&self) -> &'a dyn Signer {
         self.signer
+    }
+
+    /// The signer's public key (read once when opened).
+    pub fn key(&self) -> &PublicKey {
+        &self.key
     }
 
     fn error(&self, source: SignerError) -> Error {
@@ -132,8 +151,7 @@ async fn sign_payloads(
 /// group was stored then. `Ok(Some(ticket))`: the signer did not sign yet (it was asked not
 /// to wait); nothing was stored.
 pub async fn sign_images<F>(
-    format: &dyn SignatureFormat,
-    store: &dyn SignatureStore,
+    targets: &[SignTarget<'_>],
     opened: &OpenedSigner<'_>,
     images: &[ResolvedImage],
     opts: &SignOptions,
@@ -142,7 +160,15 @@ pub async fn sign_images<F>(
 where
     F: FnMut(&ResolvedImage, Result<SignedImage>),
 {
-    let payloads: Vec<_> = images.iter().map(|img| format.payload(img)).collect();
+    // Every target's payload of every image goes to the signer in one call (one approval).
+    let jobs_list: Vec<(&ResolvedImage, &SignTarget<'_>)> = images
+        .iter()
+        .flat_map(|img| targets.iter().map(move |t| (img, t)))
+        .collect();
+    let payloads: Vec<_> = jobs_list
+        .iter()
+        .map(|(img, t)| t.format.payload(img))
+        .collect();
     let bytes: Vec<Vec<u8>> = payloads.iter().map(|p| p.bytes.clone()).collect();
     let raw = match sign_payloads(opened, &bytes, opts).await? {
         SignOutcome::Signed(raw) => raw,
@@ -151,8 +177,8 @@ where
 
     // Check every signature before storing any, so a bad signer writes nothing at all.
     let key = &opened.key;
-    let mut checked = Vec::with_capacity(images.len());
-    for ((img, payload), raw_sig) in images.iter().zip(payloads).zip(raw) {
+    let mut checked = Vec::with_capacity(jobs_list.len());
+    for ((&(img, target), payload), raw_sig) in jobs_list.iter().zip(payloads).zip(raw) {
         let context = || {
             format!(
                 "signature from {} for {}",
@@ -169,12 +195,13 @@ where
                 context: context(),
                 source,
             })?;
-        let envelope = format.wrap(&payload, &signature, opened.certificate.as_ref());
-        checked.push((img, payload.identity, envelope));
+        let envelope = target
+            .format
+            .wrap(&payload, &signature, opened.certificate.as_ref());
+        checked.push((img, target, payload.identity, envelope));
     }
 
     let dedupe = Dedupe::VerifiedWith(Box::new(key.clone()));
-    let duplicate = |stored: &_, new: &_| format.is_duplicate(stored, new, &dedupe);
     let jobs = opts.jobs.max(1);
     // Registry requests are bounded by `jobs`; the waits between a write and its confirmations
     // hold no permit, so many images can wait at once and each is reported as soon as its own
@@ -182,11 +209,13 @@ where
     let permits = tokio::sync::Semaphore::new(jobs);
     let in_flight = (jobs * 8).max(64);
     let mut results = std::pin::pin!(stream::iter(checked)
-        .map(|(img, identity, envelope)| {
+        .map(|(img, target, identity, envelope)| {
             let permits = &permits;
-            let duplicate = &duplicate;
+            let dedupe = &dedupe;
             async move {
-                let result = store_one(store, permits, img, identity, envelope, duplicate).await;
+                let duplicate =
+                    |stored: &_, new: &_| target.format.is_duplicate(stored, new, dedupe);
+                let result = store_one(target, permits, img, identity, envelope, &duplicate).await;
                 (img, result)
             }
         })
@@ -200,13 +229,14 @@ where
 /// Store one image's signature: write it, then settle it (confirm once a racing writer could
 /// have landed, and look a last time after the settle delay).
 async fn store_one(
-    store: &dyn SignatureStore,
+    target: &SignTarget<'_>,
     permits: &tokio::sync::Semaphore,
     img: &ResolvedImage,
     docker_reference: String,
     envelope: Envelope,
     duplicate: &DuplicateCheck<'_>,
 ) -> Result<SignedImage> {
+    let store = target.store;
     let location = store.location(img);
     let payload_digest = Digest::of(&envelope.blob);
     let mut pending = {
@@ -229,6 +259,7 @@ async fn store_one(
             .first()
             .copied()
             .unwrap_or(AttachOutcome::AlreadyPresent),
+        format: target.label,
     })
 }
 
@@ -311,7 +342,7 @@ pub struct PendingRun {
 /// image, to drop duplicates). With `fail_fast`, nothing new is started after the first
 /// failure; a failure of the signer itself always stops the run (see [`RunFailure`]).
 pub async fn sign_stream<S, F>(
-    client: &RegistryClient,
+    targets: &[SignTarget<'_>],
     opened: &OpenedSigner<'_>,
     images: S,
     opts: &SignOptions,
@@ -322,12 +353,8 @@ where
     S: futures::Stream<Item = std::result::Result<ResolvedImage, ImageFailure>>,
     F: FnMut(std::result::Result<&SignedImage, &ImageFailure>),
 {
-    let format = SimpleSigning {
-        identity: opts.identity.clone(),
-        annotations: opts.annotations.clone(),
-    };
-    let store = SigTagStore::new(client, opts.signature_repository.clone());
-    let batch = opened.signer.batch_size().unwrap_or(usize::MAX).max(1);
+    // A batch is counted in payloads; each image has one per target.
+    let batch = (opened.signer.batch_size().unwrap_or(usize::MAX) / targets.len().max(1)).max(1);
     let mut summary = BatchSummary::default();
     let mut seen: HashSet<String> = HashSet::new();
     let mut chunks = std::pin::pin!(images.chunks(batch.min(4096)).fuse());
@@ -363,7 +390,7 @@ where
         }
         let take = pending.len().min(batch);
         let group: Vec<ResolvedImage> = pending.drain(..take).collect();
-        let outcome = sign_images(&format, &store, opened, &group, opts, |img, r| match r {
+        let outcome = sign_images(targets, opened, &group, opts, |img, r| match r {
             Ok(signed) => {
                 match signed.outcome {
                     AttachOutcome::Attached => summary.attached += 1,

@@ -10,6 +10,7 @@ use sigbridge::reference::ImageReference;
 use sigbridge::ExitCode;
 
 use super::common::{resolve, RegistryArgs, Verb};
+use super::formats::OneFormat;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,6 +27,11 @@ pub struct Args {
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
 
+    /// legacy: cosign's simple-signing payload; bundle: the DSSE pre-authentication encoding of
+    /// cosign 3's in-toto statement (the exact bytes a key signs for a Sigstore bundle).
+    #[arg(long, value_enum, default_value_t = OneFormat::Legacy)]
+    pub format: OneFormat,
+
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -41,10 +47,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             (image.repository().clone(), image.digest.clone())
         }
     };
-    // `cosign generate` claims no identity: always the repository name.
-    let payload = SimpleSigningPayload::new(repository.name(), digest, annotations);
+    let bytes = match args.format {
+        // `cosign generate` claims no identity: always the repository name.
+        OneFormat::Legacy => {
+            SimpleSigningPayload::new(repository.name(), digest, annotations).to_bytes()
+        }
+        OneFormat::Bundle => sigbridge::format::bundle::signed_bytes(&digest, &annotations),
+    };
     let mut out = std::io::stdout().lock();
-    out.write_all(&payload.to_bytes())?;
+    out.write_all(&bytes)?;
     out.flush()?;
     Ok(ExitCode::Success)
 }

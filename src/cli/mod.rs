@@ -2,6 +2,7 @@
 
 mod attach;
 mod common;
+mod formats;
 mod generate;
 mod generate_key_pair;
 mod pkcs11;

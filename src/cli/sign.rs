@@ -18,7 +18,9 @@ use sigbridge::{Error, ExitCode};
 use sigbridge_signer::{parse_duration, SignRequest, Ticket, Wait};
 
 use super::common::{signature_repository_override, RegistryArgs};
+use super::formats::{SignFormat, SignTargets};
 use super::{LogFormat, OutputFormat};
+use sigbridge::config::ProfileFormat;
 
 /// Lines longer than this in --images-from are not image references.
 const MAX_REFERENCE_LINE: usize = 4096;
@@ -64,6 +66,12 @@ pub struct Args {
     /// podman/CRI-O default policies require). cosign calls this --sign-container-identity.
     #[arg(long, visible_alias = "sign-container-identity", value_name = "REF")]
     pub identity: Option<String>,
+
+    /// Signature format: legacy (cosign 2's `.sig` tag, the one podman, CRI-O and skopeo
+    /// read), bundle (cosign 3's Sigstore bundle as an OCI 1.1 referrer) or both (one signer
+    /// call for both). Default: the signer profile's `format`, else legacy.
+    #[arg(long, value_enum)]
+    pub format: Option<SignFormat>,
 
     /// Output on stdout: text (one signed reference per line) or json (one object per line,
     /// failures included).
@@ -194,6 +202,23 @@ pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> 
         })
     };
 
+    let format = match args.format {
+        Some(f) => f,
+        None => match sigbridge::config::profile_format(&args.signer)? {
+            Some(ProfileFormat::Legacy) | None => SignFormat::Legacy,
+            Some(ProfileFormat::Bundle) => SignFormat::Bundle,
+            Some(ProfileFormat::Both) => SignFormat::Both,
+        },
+    };
+    let targets = SignTargets::new(
+        format,
+        &client,
+        opened.key(),
+        &annotations,
+        args.identity.clone(),
+        signature_repository.clone(),
+    );
+    let targets = targets.list();
     let opts = SignOptions {
         annotations,
         identity: args.identity.clone(),
@@ -205,7 +230,7 @@ pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> 
     let started = Instant::now();
     let images = tokio_stream_from(rx);
     let mut write_error: Option<std::io::Error> = None;
-    let summary = sign_stream(&client, &opened, images, &opts, args.fail_fast, |result| {
+    let summary = sign_stream(&targets, &opened, images, &opts, args.fail_fast, |result| {
         progress.record(&result);
         let line = match (result, args.output) {
             (Ok(signed), OutputFormat::Text) => Some(signed.image.clone()),

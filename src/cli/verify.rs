@@ -1,12 +1,15 @@
 //! `sigbridge verify --key PUB IMAGE`: cosign's checks, output layout and exit codes.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
-use sigbridge::format::SimpleSigning;
+use sigbridge::format::bundle::{BUNDLE_MEDIA_TYPE, SIGN_PREDICATE_TYPE};
+use sigbridge::format::{SignatureFormat, SigstoreBundle, SimpleSigning};
 use sigbridge::payload::parse_annotations;
-use sigbridge::store::SigTagStore;
+use sigbridge::resolve::ResolvedImage;
+use sigbridge::store::{ReferrersStore, SigTagStore, SignatureStore};
 use sigbridge::verify::{verify_image, VerifiedSignature, VerifyOptions, DEFAULT_MAX_PAYLOAD_SIZE};
 use sigbridge::ExitCode;
 use sigbridge_signer::PublicKey;
@@ -14,6 +17,7 @@ use sigbridge_signer::PublicKey;
 use sigbridge::providers::SignerSpec;
 
 use super::common::{read_small_file, resolve, signature_repository_override, RegistryArgs, Verb};
+use super::formats::OneFormat;
 use super::OutputFormat;
 
 #[derive(Debug, clap::Args)]
@@ -36,6 +40,11 @@ pub struct Args {
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Json)]
     pub output: OutputFormat,
 
+    /// Look only at this format's signatures. Without it, as cosign 3: Sigstore bundles among
+    /// the image's referrers if there is any, else the legacy `.sig` signatures.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<OneFormat>,
+
     /// Accepted for cosign compatibility: sigbridge never consults a transparency log.
     #[arg(long, hide = true)]
     pub insecure_ignore_tlog: bool,
@@ -49,7 +58,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let annotations = parse_annotations(&args.annotations)?;
     let client = args.registry.client()?;
     let image = resolve(&client, &args.image, Verb::Verify).await?;
-    let store = SigTagStore::new(&client, signature_repository_override()?);
+    let legacy_store = SigTagStore::new(&client, signature_repository_override()?);
+    let bundle_store = ReferrersStore::new(&client, BUNDLE_MEDIA_TYPE);
     let max_payload_size = match std::env::var("COSIGN_MAX_ATTACHMENT_SIZE") {
         Ok(v) => v.parse().with_context(|| {
             format!("COSIGN_MAX_ATTACHMENT_SIZE={v:?} is not a number of bytes")
@@ -61,7 +71,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         annotations: annotations.clone(),
         max_payload_size,
     };
-    let verified = verify_image(&SimpleSigning::default(), &store, &image, &opts).await?;
+    let bundles = match args.format {
+        Some(OneFormat::Bundle) => true,
+        Some(OneFormat::Legacy) => false,
+        None => has_bundles(&bundle_store, &image).await,
+    };
+    let bundle_format = SigstoreBundle::new(&opts.key, BTreeMap::new());
+    let (format, store): (&dyn SignatureFormat, &dyn SignatureStore) = if bundles {
+        (&bundle_format, &bundle_store)
+    } else {
+        (&SimpleSigning::default(), &legacy_store)
+    };
+    let mut verified = verify_image(format, store, &image, &opts).await?;
+    if bundles {
+        // cosign 3 prints the verified reference where a legacy payload has its identity.
+        for v in &mut verified {
+            if v.parsed.signature_type == SIGN_PREDICATE_TYPE {
+                v.parsed.docker_reference = image.pinned();
+            }
+        }
+    }
 
     let name = match image.reference.tag() {
         Some(tag) if image.from_tag => format!("{}:{tag}", image.repository()),
@@ -98,6 +127,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::Success)
+}
+
+/// Whether `image` has any Sigstore bundle v0.3 among its referrers (cosign 3 then verifies
+/// bundles only). A registry that fails to list them is read as having none: the legacy
+/// signatures are still checked with the key.
+async fn has_bundles(store: &ReferrersStore<'_>, image: &ResolvedImage) -> bool {
+    match store.read(image).await {
+        Ok(found) => found.iter().any(|d| d.media_type == BUNDLE_MEDIA_TYPE),
+        Err(e) => {
+            tracing::warn!(
+                "could not list the referrers of {}: {e}; checking legacy signatures only",
+                image.pinned()
+            );
+            false
+        }
+    }
 }
 
 /// The payload as cosign re-marshals it for output (canonical key spelling, unknown fields dropped).

@@ -2,10 +2,11 @@
 //! checked signature is wrapped for storage, and how a stored one is read back and checked.
 //!
 //! A format knows nothing of where signatures live (that is a [`crate::store`]); a store knows
-//! nothing of what the bytes mean. One format today: [`simple_signing`] (cosign's legacy
-//! payload, the one containers/image reads). A new format (e.g. cosign 3's Sigstore bundle:
-//! DSSE over an in-toto statement) is one new file here implementing [`SignatureFormat`].
+//! nothing of what the bytes mean. Two formats: [`simple_signing`] (cosign's legacy payload, the
+//! one containers/image reads) and [`bundle`] (cosign 3's Sigstore bundle v0.3: DSSE over an
+//! in-toto statement). A new format is one new file here implementing [`SignatureFormat`].
 
+pub mod bundle;
 pub mod simple_signing;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use crate::reference::Digest;
 use crate::registry::manifest::Descriptor;
 use crate::resolve::ResolvedImage;
 
+pub use bundle::SigstoreBundle;
 pub use simple_signing::SimpleSigning;
 
 /// What the signer signs for one image.

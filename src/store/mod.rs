@@ -3,13 +3,16 @@
 //! (write, confirm after a short delay, confirm again once settled), so a caller can hold no
 //! registry permit while waiting and report each image as soon as it is final.
 //!
-//! A store knows nothing of what is signed (that is a [`crate::format`]). One store today:
-//! [`sig_tag`] (`sha256-<hex>.sig`, or in `COSIGN_REPOSITORY`). A new store (e.g. OCI 1.1
-//! referrers, through the referrers API or the `sha256-<hex>` fallback index, which is a shared
-//! mutable object needing the same repair) is one new file here implementing
-//! [`SignatureStore`] and [`PendingWrite`].
+//! A store knows nothing of what is signed (that is a [`crate::format`]). Two stores:
+//! [`sig_tag`] (`sha256-<hex>.sig`, or in `COSIGN_REPOSITORY`) and [`referrers`] (OCI 1.1
+//! artifact manifests, through the referrers API or the `sha256-<hex>` fallback index, which is
+//! a shared mutable object needing the same repair). A new store is one new file here
+//! implementing [`SignatureStore`] and [`PendingWrite`].
 
+#[cfg(test)]
+mod fake_registry;
 pub mod ops;
+pub mod referrers;
 pub mod sig_tag;
 
 use std::time::{Duration, Instant};
@@ -25,6 +28,7 @@ use crate::registry::manifest::Descriptor;
 use crate::resolve::ResolvedImage;
 
 pub use ops::RegistryOps;
+pub use referrers::ReferrersStore;
 pub use sig_tag::SigTagStore;
 
 /// Where the signatures of one image live, for output and messages.

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::reference::{Digest, Repository};
+use crate::registry::manifest::ImageIndex;
 use crate::registry::{FetchedManifest, RegistryClient, RegistryError};
 
 /// What a signature store needs from a registry.
@@ -43,6 +44,14 @@ pub trait RegistryOps: Send + Sync {
         digest: &Digest,
         size: u64,
     ) -> Result<Bytes, RegistryError>;
+
+    /// The referrers API's index of manifests whose `subject` is `subject`; `None` when the
+    /// registry has no referrers API (then the `sha256-<hex>` fallback tag is used).
+    async fn referrers(
+        &self,
+        repo: &Repository,
+        subject: &Digest,
+    ) -> Result<Option<ImageIndex>, RegistryError>;
 }
 
 #[async_trait]
@@ -81,5 +90,13 @@ impl RegistryOps for RegistryClient {
         size: u64,
     ) -> Result<Bytes, RegistryError> {
         RegistryClient::get_blob_sized(self, repo, digest, size).await
+    }
+
+    async fn referrers(
+        &self,
+        repo: &Repository,
+        subject: &Digest,
+    ) -> Result<Option<ImageIndex>, RegistryError> {
+        RegistryClient::get_referrers(self, repo, subject).await
     }
 }

@@ -24,11 +24,11 @@ use crate::resolve::ResolvedImage;
 pub const MAX_SIGNATURE_LAYERS: usize = 1000;
 
 /// How many times a lost update is repaired before giving up.
-const MAX_WRITE_ROUNDS: u32 = 16;
+pub(super) const MAX_WRITE_ROUNDS: u32 = 16;
 
 /// How often a manifest write refused for an unknown blob is retried. Every blob it
 /// references was uploaded (or seen in a manifest the registry served) moments before.
-const MAX_BLOB_RACE_RETRIES: u32 = 5;
+pub(super) const MAX_BLOB_RACE_RETRIES: u32 = 5;
 
 /// The `.sig` tag store.
 pub struct SigTagStore<'a> {
@@ -238,14 +238,14 @@ async fn confirm(w: &mut SigTagWrite<'_>) -> Result<()> {
 
 /// Randomised exponential backoff ("full jitter") between looks after a lost update, so
 /// colliding writers spread out instead of retrying in step.
-fn backoff(attempt: u32) -> Duration {
+pub(super) fn backoff(attempt: u32) -> Duration {
     use rand::Rng;
     let cap = 25u64.saturating_mul(1 << attempt.min(6)).min(1600);
     Duration::from_millis(rand::thread_rng().gen_range(10..=cap.max(10)))
 }
 
 /// How long after a write its confirmation re-read should come.
-fn confirm_delay(round: u32) -> Duration {
+pub(super) fn confirm_delay(round: u32) -> Duration {
     use rand::Rng;
     // Long enough for a writer that read the manifest just before our write to land its own
     // write (its read-to-write window is one config upload and one PUT), short enough not to
@@ -333,7 +333,7 @@ async fn write_manifest(
 /// file in place when the same blob is uploaded again, so while several writers upload the
 /// same payload (every signer of one image signs the same bytes) a manifest PUT can find the
 /// link empty and answer 400 `MANIFEST_BLOB_UNKNOWN`/`DIGEST_INVALID` for a blob that exists.
-fn is_transient_blob_unknown(e: &RegistryError) -> bool {
+pub(super) fn is_transient_blob_unknown(e: &RegistryError) -> bool {
     use crate::registry::ErrorCode;
     matches!(e, RegistryError::Status { status: 400, .. })
         && [

@@ -1,10 +1,8 @@
 //! The `.sig` store's lost-update repair against an in-memory registry that can play a racing
 //! writer, drop writes and briefly not see blobs.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use p256::ecdsa::signature::RandomizedSigner as _;
 use p256::pkcs8::EncodePublicKey as _;
@@ -13,153 +11,15 @@ use sigbridge_signer::PublicKey;
 use super::*;
 use crate::format::{Dedupe, Payload, SignatureFormat, SimpleSigning};
 use crate::reference::ImageReference;
-use crate::registry::FetchedManifest;
+use crate::store::fake_registry::FakeRegistry;
 use crate::store::write_and_settle;
-
-/// Runs on the stored manifests right after a PUT of ours landed, once.
-type Hook = Box<dyn FnOnce(&mut HashMap<String, Bytes>) + Send>;
-
-#[derive(Default)]
-struct State {
-    /// Manifests by `repository:tag`.
-    manifests: HashMap<String, Bytes>,
-    blobs: HashMap<Digest, Bytes>,
-    after_next_put: Option<Hook>,
-    /// PUTs to answer 201 without storing (a write lost on the registry's side).
-    drop_puts: u32,
-    /// PUTs to refuse with 400 MANIFEST_BLOB_UNKNOWN.
-    blob_unknown_puts: u32,
-    puts: u32,
-    /// How many layers PUTs removed from the tag (lost updates that happened).
-    layers_lost: usize,
-}
-
-#[derive(Clone, Default)]
-struct FakeRegistry(Arc<Mutex<State>>);
-
-impl FakeRegistry {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.lock().unwrap()
-    }
-
-    fn layers(&self, location: &SignatureLocation) -> Vec<Descriptor> {
-        self.state()
-            .manifests
-            .get(&location.to_string())
-            .map(|b| ImageManifest::from_slice(b).unwrap().layers)
-            .unwrap_or_default()
-    }
-
-    fn put_layers(&self, location: &SignatureLocation, media_type: &str, layers: Vec<Descriptor>) {
-        let config = Descriptor::new(media_types::OCI_CONFIG, Digest::of(b"{}"), 2);
-        let m = ImageManifest::new(media_type, config, layers);
-        self.state()
-            .manifests
-            .insert(location.to_string(), Bytes::from(m.to_vec()));
-    }
-}
-
-#[async_trait]
-impl RegistryOps for FakeRegistry {
-    async fn get_manifest(
-        &self,
-        repo: &Repository,
-        reference: &str,
-    ) -> std::result::Result<Option<FetchedManifest>, RegistryError> {
-        let got = self
-            .state()
-            .manifests
-            .get(&format!("{repo}:{reference}"))
-            .cloned();
-        // Let other writers run between this read and whatever the caller does next.
-        tokio::task::yield_now().await;
-        Ok(got.map(|bytes| FetchedManifest {
-            media_type: crate::registry::manifest::sniff_media_type(&bytes).unwrap_or_default(),
-            digest: Digest::of(&bytes),
-            bytes,
-        }))
-    }
-
-    async fn put_manifest(
-        &self,
-        repo: &Repository,
-        reference: &str,
-        _media_type: &str,
-        body: Bytes,
-    ) -> std::result::Result<Digest, RegistryError> {
-        tokio::task::yield_now().await;
-        let key = format!("{repo}:{reference}");
-        let mut s = self.state();
-        s.puts += 1;
-        if s.blob_unknown_puts > 0 {
-            s.blob_unknown_puts -= 1;
-            return Err(RegistryError::Status {
-                method: "PUT".into(),
-                url: key,
-                status: 400,
-                detail: ": MANIFEST_BLOB_UNKNOWN: blob unknown to registry".into(),
-                codes: vec![crate::registry::ErrorCode::ManifestBlobUnknown],
-            });
-        }
-        let digest = Digest::of(&body);
-        if s.drop_puts > 0 {
-            s.drop_puts -= 1;
-            return Ok(digest);
-        }
-        let new = ImageManifest::from_slice(&body).unwrap();
-        for l in new.layers.iter().chain([&new.config]) {
-            assert!(
-                s.blobs.contains_key(&l.digest),
-                "manifest names a blob never uploaded"
-            );
-        }
-        if let Some(old) = s.manifests.get(&key) {
-            let old = ImageManifest::from_slice(old).unwrap();
-            s.layers_lost += old
-                .layers
-                .iter()
-                .filter(|l| !new.layers.iter().any(|n| same_layer(n, l)))
-                .count();
-        }
-        s.manifests.insert(key, body);
-        if let Some(hook) = s.after_next_put.take() {
-            hook(&mut s.manifests);
-        }
-        Ok(digest)
-    }
-
-    async fn upload_blob(
-        &self,
-        _repo: &Repository,
-        digest: &Digest,
-        body: Bytes,
-    ) -> std::result::Result<(), RegistryError> {
-        assert_eq!(Digest::of(&body), *digest);
-        self.state().blobs.insert(digest.clone(), body);
-        Ok(())
-    }
-
-    async fn get_blob_sized(
-        &self,
-        _repo: &Repository,
-        digest: &Digest,
-        _size: u64,
-    ) -> std::result::Result<Bytes, RegistryError> {
-        self.state()
-            .blobs
-            .get(digest)
-            .cloned()
-            .ok_or_else(|| RegistryError::NotFound {
-                what: digest.to_string(),
-            })
-    }
-}
 
 fn image() -> ResolvedImage {
     ResolvedImage {
         reference: ImageReference::parse("127.0.0.1:5000/app:v1").unwrap(),
         digest: Digest::of(b"the image manifest"),
         media_type: media_types::OCI_MANIFEST.into(),
+        size: 18,
         from_tag: true,
     }
 }

@@ -1,0 +1,416 @@
+//! OCI 1.1 referrers, as cosign 3 stores its bundles: each signature is its own artifact manifest
+//! (empty config, one layer holding the envelope, `artifactType`, `subject` = the image),
+//! pushed by digest. A registry with the referrers API indexes it; otherwise the manifest is
+//! added to the fallback index at tag `sha256-<hex>` (go-containerregistry's layout: entries
+//! deduplicated and sorted by digest, entry `artifactType` = the config's media type).
+//!
+//! The fallback index is a shared mutable object like the `.sig` tag, and ggcr writes it with
+//! a plain read-modify-write (lost updates under concurrency). Here every write is confirmed by
+//! re-reads and any entry ever seen that went missing is merged back, as in [`super::sig_tag`].
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::sig_tag::{
+    backoff, confirm_delay, is_transient_blob_unknown, MAX_BLOB_RACE_RETRIES, MAX_WRITE_ROUNDS,
+};
+use super::{
+    AttachOutcome, DuplicateCheck, PendingWrite, RegistryOps, SignatureLocation, SignatureStore,
+};
+use crate::error::{Error, Result};
+use crate::format::Envelope;
+use crate::reference::{Digest, Repository};
+use crate::registry::manifest::{media_types, Descriptor, ImageIndex, ImageManifest};
+use crate::resolve::ResolvedImage;
+
+/// The OCI empty descriptor's media type (the config of an artifact manifest).
+pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// The empty config's content: `{}`, size 2, digest `sha256:44136fa…`.
+pub const EMPTY_CONFIG: &[u8] = b"{}";
+
+/// How many referrers are read for one image before giving up (a hostile registry could list
+/// any number, each costing a manifest GET).
+pub const MAX_REFERRERS: usize = 1000;
+
+/// The referrers store for artifacts of one `artifactType`.
+pub struct ReferrersStore<'a> {
+    ops: &'a dyn RegistryOps,
+    artifact_type: String,
+}
+
+impl<'a> ReferrersStore<'a> {
+    /// A store talking to `ops` for artifacts of `artifact_type` (what a format's envelopes
+    /// are: the bundle media type for cosign 3's signatures).
+    pub fn new(ops: &'a dyn RegistryOps, artifact_type: impl Into<String>) -> Self {
+        Self {
+            ops,
+            artifact_type: artifact_type.into(),
+        }
+    }
+
+    /// The listing for `image`: the referrers API's when the registry has one (`true`), else
+    /// the fallback index's (`false`, empty when the tag does not exist).
+    async fn listing(
+        &self,
+        location: &SignatureLocation,
+        subject: &Digest,
+    ) -> Result<(Vec<Descriptor>, bool)> {
+        if let Some(index) = self.ops.referrers(&location.repository, subject).await? {
+            return Ok((checked_count(location, index.manifests)?, true));
+        }
+        Ok((read_fallback(self.ops, location).await?, false))
+    }
+}
+
+/// The fallback tag of `digest`: `sha256-<hex>` (no suffix, unlike cosign's `.sig`).
+pub fn fallback_tag(digest: &Digest) -> String {
+    format!("{}-{}", digest.algorithm(), digest.hex())
+}
+
+#[async_trait]
+impl SignatureStore for ReferrersStore<'_> {
+    fn location(&self, image: &ResolvedImage) -> SignatureLocation {
+        SignatureLocation {
+            repository: image.repository().clone(),
+            tag: fallback_tag(&image.digest),
+        }
+    }
+
+    async fn read(&self, image: &ResolvedImage) -> Result<Vec<Descriptor>> {
+        let location = self.location(image);
+        let (listing, _) = self.listing(&location, &image.digest).await?;
+        let mut out = Vec::new();
+        for entry in listing {
+            if !media_types::is_image_manifest(&entry.media_type) {
+                continue;
+            }
+            // The API copies the manifest's artifactType; the fallback index (as ggcr writes
+            // it) holds the config's, so there only the manifest itself tells.
+            if entry
+                .artifact_type
+                .as_deref()
+                .is_some_and(|t| t != self.artifact_type && t != EMPTY_MEDIA_TYPE)
+            {
+                continue;
+            }
+            let Some(fetched) = self
+                .ops
+                .get_manifest(&location.repository, &entry.digest.to_string())
+                .await?
+            else {
+                tracing::warn!(%location, referrer = %entry.digest, "a listed referrer manifest is missing; skipping it");
+                continue;
+            };
+            let Ok(manifest) = ImageManifest::from_slice(&fetched.bytes) else {
+                tracing::warn!(%location, referrer = %entry.digest, "a listed referrer is not an image manifest; skipping it");
+                continue;
+            };
+            let artifact_type = manifest
+                .artifact_type
+                .as_deref()
+                .unwrap_or(&manifest.config.media_type);
+            let about_image = manifest
+                .subject
+                .as_ref()
+                .is_some_and(|s| s.digest == image.digest);
+            if artifact_type == self.artifact_type && about_image {
+                out.extend(manifest.layers);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn fetch(&self, image: &ResolvedImage, candidate: &Descriptor) -> Result<Bytes> {
+        Ok(self
+            .ops
+            .get_blob_sized(image.repository(), &candidate.digest, candidate.size)
+            .await?)
+    }
+
+    async fn write<'s>(
+        &'s self,
+        image: &ResolvedImage,
+        new: &[Envelope],
+        _duplicate: &DuplicateCheck<'_>,
+    ) -> Result<Box<dyn PendingWrite + 's>> {
+        let location = self.location(image);
+        let repo = &location.repository;
+        let config = Bytes::from_static(EMPTY_CONFIG);
+        self.ops
+            .upload_blob(repo, &Digest::of(EMPTY_CONFIG), config)
+            .await?;
+        let mut pushed = Vec::with_capacity(new.len());
+        for env in new {
+            self.ops
+                .upload_blob(repo, &Digest::of(&env.blob), Bytes::from(env.blob.clone()))
+                .await?;
+            let body = Bytes::from(artifact_manifest(env, image, &self.artifact_type));
+            let digest = Digest::of(&body);
+            put_retrying(
+                self.ops,
+                repo,
+                &digest.to_string(),
+                media_types::OCI_MANIFEST,
+                body.clone(),
+                || async {
+                    self.ops
+                        .upload_blob(
+                            repo,
+                            &Digest::of(EMPTY_CONFIG),
+                            Bytes::from_static(EMPTY_CONFIG),
+                        )
+                        .await
+                        .map_err(Error::from)
+                },
+            )
+            .await?;
+            let mut entry = Descriptor::new(media_types::OCI_MANIFEST, digest, body.len() as u64);
+            entry.artifact_type = Some(EMPTY_MEDIA_TYPE.to_string());
+            pushed.push(entry);
+        }
+        // ggcr asks the referrers API after the PUT: 200 means the registry indexes subjects.
+        let (listing, api) = self.listing(&location, &image.digest).await?;
+        let mut outcomes = Vec::with_capacity(new.len());
+        let mut ours = Vec::new();
+        for entry in pushed {
+            // A byte-identical manifest (same digest) is the same signature; bundles carry a
+            // creation time, so this is rare.
+            if listing
+                .iter()
+                .chain(&ours)
+                .any(|l| l.digest == entry.digest)
+                && !api
+            {
+                outcomes.push(AttachOutcome::AlreadyPresent);
+                continue;
+            }
+            outcomes.push(AttachOutcome::Attached);
+            if !api {
+                ours.push(entry);
+            }
+        }
+        let mut written = FallbackWrite {
+            ops: self.ops,
+            location,
+            outcomes,
+            seen: listing,
+            ours,
+            api,
+            round: 0,
+            written_at: Instant::now(),
+        };
+        if written.needs_confirmation() {
+            rewrite(&mut written).await?;
+        }
+        Ok(Box::new(written))
+    }
+}
+
+/// The artifact manifest for one envelope, as cosign 3 writes it.
+fn artifact_manifest(env: &Envelope, image: &ResolvedImage, artifact_type: &str) -> Vec<u8> {
+    let mut config = Descriptor::new(EMPTY_MEDIA_TYPE, Digest::of(EMPTY_CONFIG), 2);
+    config.artifact_type = Some(artifact_type.to_string());
+    let layer = Descriptor::new(
+        env.media_type.clone(),
+        Digest::of(&env.blob),
+        env.blob.len() as u64,
+    );
+    let mut manifest = ImageManifest::new(media_types::OCI_MANIFEST, config, vec![layer]);
+    // The format's annotations describe the artifact: cosign puts them on the manifest.
+    manifest.annotations = (!env.annotations.is_empty()).then(|| env.annotations.clone());
+    manifest.subject = Some(image.descriptor());
+    manifest.artifact_type = Some(artifact_type.to_string());
+    manifest.to_vec()
+}
+
+/// A pending fallback-index write (nothing to confirm when the registry has the API).
+struct FallbackWrite<'a> {
+    ops: &'a dyn RegistryOps,
+    location: SignatureLocation,
+    outcomes: Vec<AttachOutcome>,
+    /// Entries that were already there or appeared since: never to be dropped.
+    seen: Vec<Descriptor>,
+    /// Entries this write added.
+    ours: Vec<Descriptor>,
+    api: bool,
+    round: u32,
+    written_at: Instant,
+}
+
+#[async_trait]
+impl PendingWrite for FallbackWrite<'_> {
+    fn outcomes(&self) -> &[AttachOutcome] {
+        &self.outcomes
+    }
+
+    fn needs_confirmation(&self) -> bool {
+        !self.api && !self.ours.is_empty()
+    }
+
+    fn confirm_delay(&self) -> Duration {
+        confirm_delay(1)
+    }
+
+    fn written_at(&self) -> Instant {
+        self.written_at
+    }
+
+    async fn confirm(&mut self) -> Result<()> {
+        confirm(self).await
+    }
+}
+
+async fn rewrite(w: &mut FallbackWrite<'_>) -> Result<()> {
+    w.round += 1;
+    let entries = merge(&w.seen, &w.ours);
+    if entries.len() > MAX_REFERRERS {
+        return Err(Error::UnsafeSignatureManifest(format!(
+            "{} would list {} referrers; sigbridge reads at most {MAX_REFERRERS}",
+            w.location,
+            entries.len()
+        )));
+    }
+    let index = ImageIndex {
+        schema_version: 2,
+        media_type: Some(media_types::OCI_INDEX.to_string()),
+        manifests: entries,
+        annotations: None,
+        subject: None,
+        artifact_type: None,
+        extra: serde_json::Map::new(),
+    };
+    let repo = &w.location.repository;
+    put_retrying(
+        w.ops,
+        repo,
+        &w.location.tag,
+        media_types::OCI_INDEX,
+        Bytes::from(index.to_vec()),
+        || async { Ok(()) },
+    )
+    .await?;
+    w.written_at = Instant::now();
+    Ok(())
+}
+
+/// Re-read the fallback index; if an entry we wrote or saw is gone (another writer's plain
+/// read-modify-write), merge everything back and rewrite, alternating looks and writes with
+/// jittered backoff as the `.sig` store does.
+async fn confirm(w: &mut FallbackWrite<'_>) -> Result<()> {
+    if !w.needs_confirmation() {
+        return Ok(());
+    }
+    let mut looks = 0u32;
+    loop {
+        let now = read_fallback(w.ops, &w.location).await?;
+        for e in &now {
+            if !w.seen.iter().chain(&w.ours).any(|s| s.digest == e.digest) {
+                w.seen.push(e.clone());
+            }
+        }
+        let missing = merge(&w.seen, &w.ours)
+            .iter()
+            .any(|e| !now.iter().any(|n| n.digest == e.digest));
+        if !missing {
+            return Ok(());
+        }
+        if w.round >= MAX_WRITE_ROUNDS {
+            return Err(Error::UnsafeSignatureManifest(format!(
+                "{} kept losing referrers to concurrent writers after {} attempts; run again",
+                w.location, w.round
+            )));
+        }
+        looks += 1;
+        if looks % 2 == 1 {
+            tokio::time::sleep(backoff(looks)).await;
+            continue;
+        }
+        tracing::info!(location = %w.location, round = w.round, "a concurrent writer replaced the referrers index; merging and rewriting");
+        rewrite(w).await?;
+        tokio::time::sleep(confirm_delay(w.round)).await;
+    }
+}
+
+/// `seen` and `ours`, one entry per digest (the first seen wins), sorted by digest as ggcr
+/// sorts them.
+fn merge(seen: &[Descriptor], ours: &[Descriptor]) -> Vec<Descriptor> {
+    let mut out: Vec<Descriptor> = Vec::with_capacity(seen.len() + ours.len());
+    for e in seen.iter().chain(ours) {
+        if !out.iter().any(|o| o.digest == e.digest) {
+            out.push(e.clone());
+        }
+    }
+    out.sort_by_key(|e| e.digest.to_string());
+    out
+}
+
+/// The fallback index's entries; empty when the tag does not exist.
+async fn read_fallback(
+    ops: &dyn RegistryOps,
+    location: &SignatureLocation,
+) -> Result<Vec<Descriptor>> {
+    let Some(fetched) = ops
+        .get_manifest(&location.repository, &location.tag)
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let index = ImageIndex::from_slice(&fetched.bytes).map_err(|e| {
+        Error::UnsafeSignatureManifest(format!(
+            "{location} holds a {} that is not a referrers index ({e}); refusing to read or overwrite it",
+            fetched.media_type
+        ))
+    })?;
+    checked_count(location, index.manifests)
+}
+
+fn checked_count(
+    location: &SignatureLocation,
+    entries: Vec<Descriptor>,
+) -> Result<Vec<Descriptor>> {
+    if entries.len() > MAX_REFERRERS {
+        return Err(Error::UnsafeSignatureManifest(format!(
+            "{location} lists {} referrers; sigbridge reads at most {MAX_REFERRERS}",
+            entries.len()
+        )));
+    }
+    Ok(entries)
+}
+
+/// PUT a manifest or index, retrying docker-registry's transient "blob unknown" (see
+/// [`is_transient_blob_unknown`]) after `before_retry`.
+async fn put_retrying<F, Fut>(
+    ops: &dyn RegistryOps,
+    repo: &Repository,
+    reference: &str,
+    media_type: &str,
+    body: Bytes,
+    before_retry: F,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut attempt = 0;
+    loop {
+        match ops
+            .put_manifest(repo, reference, media_type, body.clone())
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < MAX_BLOB_RACE_RETRIES && is_transient_blob_unknown(&e) => {
+                attempt += 1;
+                tracing::info!(%repo, reference, attempt, "the registry briefly did not see content the manifest references; retrying");
+                tokio::time::sleep(confirm_delay(attempt)).await;
+                before_retry().await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "referrers_tests.rs"]
+mod tests;
