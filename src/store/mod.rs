@@ -13,6 +13,7 @@
 mod fake_registry;
 pub mod ops;
 pub mod referrers;
+mod repair;
 pub mod sig_tag;
 
 use std::time::{Duration, Instant};

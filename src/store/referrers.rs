@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::sig_tag::{
-    backoff, confirm_delay, is_transient_blob_unknown, MAX_BLOB_RACE_RETRIES, MAX_WRITE_ROUNDS,
-};
+use super::repair::{self, confirm_delay};
+use super::sig_tag::{is_transient_blob_unknown, MAX_BLOB_RACE_RETRIES};
 use super::{
     AttachOutcome, DuplicateCheck, PendingWrite, RegistryOps, SignatureLocation, SignatureStore,
 };
@@ -295,41 +294,46 @@ async fn rewrite(w: &mut FallbackWrite<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Re-read the fallback index; if an entry we wrote or saw is gone (another writer's plain
-/// read-modify-write), merge everything back and rewrite, alternating looks and writes with
-/// jittered backoff as the `.sig` store does.
+/// Re-read the fallback index; if an entry we wrote or saw is gone (another writer's
+/// read-modify-write), merge everything back and rewrite ([`repair::repair`]).
 async fn confirm(w: &mut FallbackWrite<'_>) -> Result<()> {
     if !w.needs_confirmation() {
         return Ok(());
     }
-    let mut looks = 0u32;
-    loop {
-        let now = read_fallback(w.ops, &w.location).await?;
-        for e in &now {
-            if !w.seen.iter().chain(&w.ours).any(|s| s.digest == e.digest) {
-                w.seen.push(e.clone());
-            }
-        }
-        let missing = merge(&w.seen, &w.ours)
-            .iter()
-            .any(|e| !now.iter().any(|n| n.digest == e.digest));
-        if !missing {
-            return Ok(());
-        }
-        if w.round >= MAX_WRITE_ROUNDS {
-            return Err(Error::UnsafeSignatureManifest(format!(
-                "{} kept losing referrers to concurrent writers after {} attempts; run again",
-                w.location, w.round
-            )));
-        }
-        looks += 1;
-        if looks % 2 == 1 {
-            tokio::time::sleep(backoff(looks)).await;
-            continue;
-        }
-        tracing::info!(location = %w.location, round = w.round, "a concurrent writer replaced the referrers index; merging and rewriting");
-        rewrite(w).await?;
-        tokio::time::sleep(confirm_delay(w.round)).await;
+    repair::repair(w).await
+}
+
+#[async_trait]
+impl repair::SharedObjectWrite for FallbackWrite<'_> {
+    fn same(a: &Descriptor, b: &Descriptor) -> bool {
+        a.digest == b.digest
+    }
+
+    async fn look(&self) -> Result<Vec<Descriptor>> {
+        read_fallback(self.ops, &self.location).await
+    }
+
+    fn kept(&mut self) -> (&mut Vec<Descriptor>, &[Descriptor]) {
+        (&mut self.seen, &self.ours)
+    }
+
+    fn round(&self) -> u32 {
+        self.round
+    }
+
+    async fn rewrite(&mut self) -> Result<()> {
+        rewrite(self).await
+    }
+
+    fn gave_up(&self) -> Error {
+        Error::UnsafeSignatureManifest(format!(
+            "{} kept losing referrers to concurrent writers after {} attempts; run again",
+            self.location, self.round
+        ))
+    }
+
+    fn location(&self) -> &SignatureLocation {
+        &self.location
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::repair::{self, confirm_delay};
 use super::{
     AttachOutcome, DuplicateCheck, PendingWrite, RegistryOps, SignatureLocation, SignatureStore,
 };
@@ -22,9 +23,6 @@ use crate::resolve::ResolvedImage;
 
 /// cosign refuses to read signature manifests with more layers than this.
 pub const MAX_SIGNATURE_LAYERS: usize = 1000;
-
-/// How many times a lost update is repaired before giving up.
-pub(super) const MAX_WRITE_ROUNDS: u32 = 16;
 
 /// How often a manifest write refused for an unknown blob is retried. Every blob it
 /// references was uploaded (or seen in a manifest the registry served) moments before.
@@ -191,68 +189,48 @@ async fn rewrite(w: &mut SigTagWrite<'_>) -> Result<()> {
 }
 
 /// Re-read the tag; if any layer we wrote or saw is gone (a concurrent writer replaced the
-/// manifest with its own read-append-write), merge everything back and rewrite, with growing
-/// jittered waits, until the tag holds all of it.
+/// manifest with its own read-append-write), merge everything back and rewrite
+/// ([`repair::repair`]), until the tag holds all of it.
 async fn confirm(w: &mut SigTagWrite<'_>) -> Result<()> {
     if !w.needs_confirmation() {
         return Ok(());
     }
-    // Alternate between looking and writing: after a loss, first wait a random, growing while
-    // and look again, because another writer may be about to write a union that already holds
-    // our layers; write ourselves only if the loss is still there. Writers that all rewrote at
-    // once would keep clobbering each other (a livelock seen with 16 concurrent signers).
-    let mut looks = 0u32;
-    loop {
-        let now = read_manifest(w.ops, &w.location).await?;
-        let now_layers = now.map(|m| m.layers).unwrap_or_default();
-        // Keep everything observed so a layer another writer added is never dropped by us.
-        for l in &now_layers {
-            if !w.seen.iter().any(|s| same_layer(s, l)) && !w.ours.iter().any(|o| same_layer(o, l))
-            {
-                w.seen.push(l.clone());
-            }
-        }
-        let known = merge_layers(&w.seen, &w.ours);
-        let missing = known
-            .iter()
-            .any(|l| !now_layers.iter().any(|n| same_layer(n, l)));
-        if !missing {
-            return Ok(());
-        }
-        if w.round >= MAX_WRITE_ROUNDS {
-            return Err(Error::UnsafeSignatureManifest(format!(
-                "{} kept losing signatures to concurrent writers after {} attempts; run again",
-                w.location, w.round
-            )));
-        }
-        looks += 1;
-        if looks % 2 == 1 {
-            tokio::time::sleep(backoff(looks)).await;
-            continue;
-        }
-        tracing::info!(location = %w.location, round = w.round, "a concurrent writer replaced the signature manifest; merging and rewriting");
-        rewrite(w).await?;
-        tokio::time::sleep(confirm_delay(w.round)).await;
+    repair::repair(w).await
+}
+
+#[async_trait]
+impl repair::SharedObjectWrite for SigTagWrite<'_> {
+    fn same(a: &Descriptor, b: &Descriptor) -> bool {
+        same_layer(a, b)
     }
-}
 
-/// Randomised exponential backoff ("full jitter") between looks after a lost update, so
-/// colliding writers spread out instead of retrying in step.
-pub(super) fn backoff(attempt: u32) -> Duration {
-    use rand::Rng;
-    let cap = 25u64.saturating_mul(1 << attempt.min(6)).min(1600);
-    Duration::from_millis(rand::thread_rng().gen_range(10..=cap.max(10)))
-}
+    async fn look(&self) -> Result<Vec<Descriptor>> {
+        let now = read_manifest(self.ops, &self.location).await?;
+        Ok(now.map(|m| m.layers).unwrap_or_default())
+    }
 
-/// How long after a write its confirmation re-read should come.
-pub(super) fn confirm_delay(round: u32) -> Duration {
-    use rand::Rng;
-    // Long enough for a writer that read the manifest just before our write to land its own
-    // write (its read-to-write window is one config upload and one PUT), short enough not to
-    // dominate a signature's latency; it grows when writers keep colliding.
-    let base = 25u64 * u64::from(round.min(8));
-    Duration::from_millis(base + rand::thread_rng().gen_range(0..=50))
-        .mul_f64(crate::test_knobs::settle_scale())
+    fn kept(&mut self) -> (&mut Vec<Descriptor>, &[Descriptor]) {
+        (&mut self.seen, &self.ours)
+    }
+
+    fn round(&self) -> u32 {
+        self.round
+    }
+
+    async fn rewrite(&mut self) -> Result<()> {
+        rewrite(self).await
+    }
+
+    fn gave_up(&self) -> Error {
+        Error::UnsafeSignatureManifest(format!(
+            "{} kept losing signatures to concurrent writers after {} attempts; run again",
+            self.location, self.round
+        ))
+    }
+
+    fn location(&self) -> &SignatureLocation {
+        &self.location
+    }
 }
 
 /// Fetch and parse the signature manifest; `None` if the tag does not exist.
