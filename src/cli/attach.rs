@@ -1,17 +1,20 @@
 //! `sigbridge attach --payload P --signature S IMAGE`: the manual flow (generate, sign
-//! elsewhere, attach), checked before anything is written.
+//! elsewhere, attach), checked before anything is written. `--format bundle` takes the DSSE PAE
+//! from `generate --format bundle` and stores a Sigstore bundle as an OCI referrer instead.
 
 use std::path::PathBuf;
 
 use base64::Engine as _;
 use sigbridge::attach::attach_signature;
-use sigbridge::format::{Payload, SimpleSigning};
-use sigbridge::payload::ParsedPayload;
-use sigbridge::store::{SigTagStore, SignatureStore};
+use sigbridge::format::bundle::{self, BUNDLE_MEDIA_TYPE};
+use sigbridge::format::{Payload, SigstoreBundle, SimpleSigning};
+use sigbridge::payload::{parse_annotations, ParsedPayload};
+use sigbridge::store::{ReferrersStore, SigTagStore, SignatureStore};
 use sigbridge::{Error, ExitCode};
 use sigbridge_signer::{normalise_signature, CertificateMaterial, PublicKey};
 
 use super::common::{read_small_file, resolve, signature_repository_override, RegistryArgs, Verb};
+use super::formats::OneFormat;
 use super::verify::load_public_key;
 use super::OutputFormat;
 
@@ -45,6 +48,17 @@ pub struct Args {
     /// Public key to check the signature with before attaching (PEM file or env://VAR).
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
+
+    /// legacy: a simple-signing payload stored at the `.sig` tag; bundle: the DSSE PAE from
+    /// `generate --format bundle`, stored as a Sigstore bundle referrer (needs --key or
+    /// --certificate).
+    #[arg(long, value_enum, default_value_t = OneFormat::Legacy)]
+    pub format: OneFormat,
+
+    /// With --format bundle: the `-a` annotations given to `generate` (the PAE must be exactly
+    /// the one built with them).
+    #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
 
     /// The image the payload is for.
     #[arg(value_name = "IMAGE")]
@@ -84,12 +98,40 @@ impl Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let image_arg = args.image().to_string();
     let payload = read_small_file(&args.payload, MAX_PAYLOAD_FILE)?;
-    let parsed = ParsedPayload::parse(&payload).map_err(|e| {
-        Error::InvalidInput(format!(
-            "{}: not a cosign payload: {e}",
-            args.payload.display()
-        ))
-    })?;
+    let parsed = match args.format {
+        OneFormat::Legacy => {
+            if !args.annotations.is_empty() {
+                anyhow::bail!(Error::InvalidInput(
+                    "-a applies to --format bundle only: a legacy payload is attached verbatim, with the annotations it holds".into()
+                ));
+            }
+            ParsedPayload::parse(&payload).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "{}: not a cosign payload: {e}",
+                    args.payload.display()
+                ))
+            })?
+        }
+        OneFormat::Bundle => {
+            if args.key.is_none() && args.certificate.is_none() {
+                anyhow::bail!(Error::InvalidInput(
+                    "--format bundle needs --key PUB or --certificate: the bundle names the signer's key, and the signature is checked with it before anything is written".into()
+                ));
+            }
+            if args.certificate_chain.is_some() {
+                anyhow::bail!(Error::InvalidInput(
+                    "--certificate-chain cannot go into a Sigstore bundle v0.3 (it holds the leaf certificate only); drop it or use --format legacy".into()
+                ));
+            }
+            bundle::read_signed_bytes(&payload).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "{}: not the bytes `sigbridge generate --format bundle` prints: {e}",
+                    args.payload.display()
+                ))
+            })?
+        }
+    };
+    let annotations = parse_annotations(&args.annotations)?;
     let raw_signature = if args.signature == "-" {
         use std::io::Read;
         let mut buf = Vec::new();
@@ -190,25 +232,64 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             actual: image.digest.to_string(),
         });
     }
-    let store = SigTagStore::new(&client, signature_repository_override()?);
-    let location = store.location(&image);
     let certificate = certificate.map(|certificate_pem| CertificateMaterial {
         certificate_pem,
         chain_pem: chain,
     });
-    let payload = Payload {
-        bytes: payload,
-        identity: parsed.docker_reference,
+    let (location, outcome) = match args.format {
+        OneFormat::Legacy => {
+            let store = SigTagStore::new(&client, signature_repository_override()?);
+            let payload = Payload {
+                bytes: payload,
+                identity: parsed.docker_reference,
+            };
+            let outcome = attach_signature(
+                &SimpleSigning::default(),
+                &store,
+                &image,
+                &payload,
+                &signature,
+                certificate.as_ref(),
+            )
+            .await?;
+            (store.location(&image), outcome)
+        }
+        OneFormat::Bundle => {
+            // Only the exact PAE sigbridge builds is wrapped: the bundle's statement is then
+            // the one `verify` and cosign 3 expect, and nothing else rides along.
+            let expected = bundle::signed_bytes(&image.digest, &annotations);
+            if payload != expected {
+                anyhow::bail!(Error::InvalidInput(format!(
+                    "{}: the PAE names {} but is not the one sigbridge builds for it with the given -a annotations; run `sigbridge generate --format bundle` with the same -a and sign its output",
+                    args.payload.display(),
+                    image.digest
+                )));
+            }
+            // Checked above: bundle needs --key or --certificate, so there is a key.
+            let Some((_, signer_key)) = checkers.first() else {
+                anyhow::bail!(Error::InvalidInput(
+                    "--format bundle needs --key PUB or --certificate".into()
+                ));
+            };
+            let format = SigstoreBundle::new(signer_key, annotations);
+            let store = ReferrersStore::new(&client, BUNDLE_MEDIA_TYPE);
+            // The PAE itself: the format's wrap takes the statement out of it.
+            let payload = Payload {
+                bytes: expected,
+                identity: image.repository().name(),
+            };
+            let outcome = attach_signature(
+                &format,
+                &store,
+                &image,
+                &payload,
+                &signature,
+                certificate.as_ref(),
+            )
+            .await?;
+            (store.location(&image), outcome)
+        }
     };
-    let outcome = attach_signature(
-        &SimpleSigning::default(),
-        &store,
-        &image,
-        &payload,
-        &signature,
-        certificate.as_ref(),
-    )
-    .await?;
     match args.output {
         OutputFormat::Text => println!("{}", image.pinned()),
         OutputFormat::Json => println!(

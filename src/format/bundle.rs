@@ -101,6 +101,21 @@ pub fn signed_bytes(digest: &Digest, annotations: &BTreeMap<String, String>) -> 
     pae::encode(IN_TOTO_PAYLOAD_TYPE, &statement(digest, annotations))
 }
 
+/// What the bytes a key signed in this format (a PAE from `generate --format bundle`) claim,
+/// read as `verify` reads a stored bundle; `attach` checks the digest before anything else.
+pub fn read_signed_bytes(signed: &[u8]) -> Result<ParsedPayload, String> {
+    let (payload_type, statement) = pae::decode(signed).ok_or_else(|| {
+        "not a DSSE pre-authentication encoding (\"DSSEv1 <len> <type> <len> <statement>\")"
+            .to_string()
+    })?;
+    if payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(format!(
+            "DSSE payload type is {payload_type:?}, not {IN_TOTO_PAYLOAD_TYPE:?}"
+        ));
+    }
+    read_statement(statement).map_err(|e| format!("statement {e}"))
+}
+
 /// `publicKey.hint` for `key`: std-base64 SHA-256 of its PKIX DER.
 pub fn key_hint(key: &PublicKey) -> String {
     STANDARD.encode(Sha256::digest(key.spki_der()))

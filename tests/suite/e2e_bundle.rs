@@ -443,3 +443,123 @@ fn a_profile_format_applies_unless_the_flag_overrides_it() {
     assert_ne!(run.code(), Some(0), "{}", run.describe());
     assert!(run.stderr().contains("cbor"), "{}", run.describe());
 }
+
+/// `openssl dgst -sha256 -sign` over `file` (ASN.1 DER ECDSA), as an offline signer would.
+fn openssl_sign(
+    sb: &Sandbox,
+    key: &TestKey,
+    file: &std::path::Path,
+    name: &str,
+) -> std::path::PathBuf {
+    let out = sb.join(name);
+    let status = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(&key.private)
+        .arg("-out")
+        .arg(&out)
+        .arg(file)
+        .status()
+        .expect("run openssl");
+    assert!(status.success(), "openssl dgst -sign failed");
+    out
+}
+
+#[test]
+fn air_gapped_bundle_generate_sign_with_openssl_attach_then_cosign_3_verifies() {
+    let reg = Registry::shared_plain();
+    let sb = Sandbox::new();
+    let key = sb.pkcs8_key("offline");
+    let wrong = sb.pkcs8_key("wrong");
+    let repo = "e2e/bundle-attach";
+    let digest = push_image(&reg, repo, "v1");
+    let other_digest = push_image(&reg, repo, "v2");
+    let image = reg.image_ref(repo, &digest);
+    let pae_for = |image: &str, name: &str| {
+        let bytes = sb
+            .sigbridge()
+            .args(["generate", "--format", "bundle", "-a", "release=1.4.2"])
+            .arg(image)
+            .run()
+            .ok()
+            .out
+            .stdout;
+        sb.write(name, &bytes)
+    };
+    let pae = pae_for(&image, "image.pae");
+    let other_pae = pae_for(&reg.image_ref(repo, &other_digest), "other.pae");
+    let signature = openssl_sign(&sb, &key, &pae, "image.pae.sig");
+    let attach = |pae: &std::path::Path,
+                  signature: &std::path::Path,
+                  public: &std::path::Path,
+                  extra: &[&str]| {
+        sb.sigbridge()
+            .args(["attach", "--format", "bundle", "--payload"])
+            .arg(pae)
+            .arg("--signature")
+            .arg(signature)
+            .arg("--key")
+            .arg(public)
+            .args(extra)
+            .registry(&reg)
+            .arg(&image)
+            .run()
+    };
+    let nothing_written = || {
+        let (status, _) = get_manifest_raw(&reg, repo, &digest.replace(':', "-"));
+        assert_eq!(status, 404, "a refused attach wrote the fallback index");
+        assert_no_sig_tag(&reg, repo, &digest);
+    };
+
+    // A PAE for another digest, properly signed: refused as a payload for another image.
+    let other_signature = openssl_sign(&sb, &key, &other_pae, "other.pae.sig");
+    attach(
+        &other_pae,
+        &other_signature,
+        &key.public,
+        &["-a", "release=1.4.2"],
+    )
+    .code_is(common::exit::NOT_VERIFIED);
+    nothing_written();
+    // The right PAE checked with another key: the signature does not verify.
+    attach(&pae, &signature, &wrong.public, &["-a", "release=1.4.2"])
+        .code_is(common::exit::NOT_VERIFIED);
+    nothing_written();
+    // The right digest but other annotations than the PAE was built with.
+    attach(&pae, &signature, &key.public, &["-a", "release=9"])
+        .code_is(common::exit::INVALID_INPUT);
+    nothing_written();
+    // No key to name in the bundle and check with.
+    sb.sigbridge()
+        .args(["attach", "--format", "bundle", "--payload"])
+        .arg(&pae)
+        .arg("--signature")
+        .arg(&signature)
+        .registry(&reg)
+        .arg(&image)
+        .run()
+        .code_is(common::exit::INVALID_INPUT);
+    nothing_written();
+
+    attach(&pae, &signature, &key.public, &["-a", "release=1.4.2"]).ok();
+    assert_no_sig_tag(&reg, repo, &digest);
+    let index = fallback_index(&reg, repo, &digest);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+
+    let cosign = cosign3_verify(&reg, &key.public, &image);
+    assert!(cosign.status.success(), "{}", cosign.describe());
+    let cosign_json: Value = serde_json::from_str(cosign.stdout_str().trim()).unwrap();
+    assert_eq!(
+        cosign_json[0]["critical"]["image"]["docker-manifest-digest"],
+        digest
+    );
+    assert_eq!(cosign_json[0]["optional"], json!({"release": "1.4.2"}));
+    sb.sigbridge()
+        .arg("verify")
+        .arg("--key")
+        .arg(&key.public)
+        .args(["-a", "release=1.4.2"])
+        .registry(&reg)
+        .arg(&image)
+        .run()
+        .ok();
+}
