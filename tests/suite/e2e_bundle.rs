@@ -563,3 +563,96 @@ fn air_gapped_bundle_generate_sign_with_openssl_attach_then_cosign_3_verifies() 
         .run()
         .ok();
 }
+
+#[test]
+fn a_pkcs11_key_with_a_certificate_signs_a_bundle_cosign_3_verifies_with_the_key_once_the_certificate_is_left_out(
+) {
+    use sigbridge_testkit::{SoftHsm, StandardToken, SOFTHSM_USER_PIN};
+
+    let reg = Registry::shared_plain();
+    let sb = Sandbox::new();
+    let std_token = StandardToken::create("e2e-bundle-cert", sb.path());
+    let uri = std_token.token.uri(&std_token.p256);
+    let (hsm_var, hsm_conf) = SoftHsm::shared().env();
+    let with_token = |cmd: common::Sigbridge| {
+        cmd.env(hsm_var, &hsm_conf)
+            .env("COSIGN_PKCS11_PIN", SOFTHSM_USER_PIN)
+    };
+    let public = sb.join("p256.pub");
+    with_token(sb.sigbridge())
+        .args(["public-key", "--signer", &uri, "--outfile"])
+        .arg(&public)
+        .run()
+        .ok();
+
+    let repo = "e2e/bundle-pkcs11-cert";
+    let digest = push_image(&reg, repo, "v1");
+    let image = reg.image_ref(repo, &digest);
+    with_token(sb.sigbridge())
+        .args(["sign", "--format", "bundle", "--signer", &uri])
+        .registry(&reg)
+        .arg(&image)
+        .run()
+        .ok();
+    assert_no_sig_tag(&reg, repo, &digest);
+
+    // The token's certificate is the bundle's verification material (not a key hint).
+    let index = fallback_index(&reg, repo, &digest);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    let entry = index["manifests"][0]["digest"].as_str().unwrap();
+    let (_, manifest) = get_manifest_raw(&reg, repo, entry);
+    let manifest: Value = serde_json::from_slice(&manifest).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let bundle: Value = serde_json::from_slice(&get_blob(&reg, repo, layer)).unwrap();
+    let pem = std::fs::read_to_string(&std_token.certificate.certificate_pem).unwrap();
+    let pem_body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<String>();
+    assert_eq!(
+        bundle["verificationMaterial"]["certificate"]["rawBytes"],
+        json!(pem_body),
+        "the bundle carries the token's certificate"
+    );
+    assert!(bundle["verificationMaterial"].get("publicKey").is_none());
+
+    // sigbridge checks the signature with the key, as cosign 2 does for `.sig` signatures.
+    sb.sigbridge()
+        .arg("verify")
+        .arg("--key")
+        .arg(&public)
+        .registry(&reg)
+        .arg(&image)
+        .run()
+        .ok();
+    // cosign 3.1.1 refuses a certificate bundle under --key (and --certificate under the new
+    // bundle format); it would need a trusted root. Pinned so a change in cosign shows here.
+    let refused = cosign3_verify(&reg, &public, &image);
+    assert!(!refused.status.success(), "{}", refused.describe());
+    assert!(
+        refused
+            .stderr_str()
+            .contains("expected key signature, not certificate"),
+        "{}",
+        refused.describe()
+    );
+
+    // With the certificate left out as cosign does it, the bundle names the key, and cosign
+    // 3.1.1 verifies it with the exported public key.
+    let digest2 = push_image(&reg, repo, "v2");
+    let image2 = reg.image_ref(repo, &digest2);
+    with_token(sb.sigbridge())
+        .env("COSIGN_PKCS11_IGNORE_CERTIFICATE", "1")
+        .args(["sign", "--format", "bundle", "--signer", &uri])
+        .registry(&reg)
+        .arg(&image2)
+        .run()
+        .ok();
+    let cosign = cosign3_verify(&reg, &public, &image2);
+    assert!(cosign.status.success(), "{}", cosign.describe());
+    let cosign_json: Value = serde_json::from_str(cosign.stdout_str().trim()).unwrap();
+    assert_eq!(
+        cosign_json[0]["critical"]["image"]["docker-manifest-digest"],
+        digest2
+    );
+}
