@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::reference::Digest;
 
-mod fold;
+pub(crate) mod fold;
 mod read;
 mod scan;
 

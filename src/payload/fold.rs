@@ -16,7 +16,7 @@ const ASCII_FOLDING: [(char, char); 4] = [
 /// Exact for ASCII and for the runes in `ASCII_FOLDING` (everything that can reach an ASCII
 /// field name); other runes use Rust's case mappings where they are single characters, which
 /// agree with Go's simple mappings for those.
-pub(super) fn go_fold(key: &str) -> String {
+pub(crate) fn go_fold(key: &str) -> String {
     key.chars().map(fold_char).collect()
 }
 

@@ -17,13 +17,11 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
 }
 
 /// The spelling two readers could take for one field: `_` dropped (protojson's JSON name vs the
-/// proto name) and case folded (Go's case-insensitive match, including `K` KELVIN SIGN and `ſ`).
+/// proto name) and folded as Go's `encoding/json` folds keys (the payload reader's rule,
+/// including `K` KELVIN SIGN and `ſ`).
 fn field_key(key: &str) -> String {
-    key.chars()
-        .filter(|c| *c != '_')
-        .flat_map(char::to_uppercase)
-        .flat_map(char::to_lowercase)
-        .collect()
+    let without_underscores: String = key.chars().filter(|c| *c != '_').collect();
+    crate::payload::fold::go_fold(&without_underscores)
 }
 
 struct Strict(Value);
