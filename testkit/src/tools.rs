@@ -65,6 +65,23 @@ impl Tools {
         tool
     }
 
+    /// Write to `path` a cosign 3 signing config with no Fulcio, OIDC, Rekor or TSA, so that
+    /// `cosign sign --key K --signing-config PATH` signs a bundle without any transparency log.
+    pub fn cosign3_signing_config(path: &std::path::Path) {
+        let mut create = Self::cosign3();
+        create.args([
+            "signing-config",
+            "create",
+            "--no-default-fulcio",
+            "--no-default-oidc",
+            "--no-default-rekor",
+            "--no-default-tsa",
+            "--out",
+        ]);
+        create.arg(path);
+        create.run_ok();
+    }
+
     /// The skopeo 1.18 binary from trixie (it must be started through [`Tools::skopeo`]).
     pub fn skopeo_path() -> PathBuf {
         require(Self::trixie_root().join("usr/bin/skopeo"))

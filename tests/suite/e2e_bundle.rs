@@ -37,18 +37,7 @@ fn cosign3_verify(reg: &Registry, public: &std::path::Path, image: &str) -> Outp
 /// `cosign sign --key` with cosign 3.1.1 and a signing config without any log or TSA.
 fn cosign3_sign(reg: &Registry, sb: &Sandbox, key: &TestKey, image: &str, extra: &[&str]) {
     let config = sb.join("signing-config.json");
-    let mut create = cosign3(reg);
-    create.args([
-        "signing-config",
-        "create",
-        "--no-default-fulcio",
-        "--no-default-oidc",
-        "--no-default-rekor",
-        "--no-default-tsa",
-        "--out",
-    ]);
-    create.arg(&config);
-    create.run_ok();
+    Tools::cosign3_signing_config(&config);
     let mut sign = cosign3(reg);
     sign.args(["sign", "-y", "--key"])
         .arg(&key.private)

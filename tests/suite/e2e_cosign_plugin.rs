@@ -55,18 +55,7 @@ impl Fixture {
         let sandbox = Sandbox::new();
         let trace = sandbox.join("plugin-trace");
         let signing_config = sandbox.join("signing-config.json");
-        let mut create = Tools::cosign3();
-        create.args([
-            "signing-config",
-            "create",
-            "--no-default-fulcio",
-            "--no-default-oidc",
-            "--no-default-rekor",
-            "--no-default-tsa",
-            "--out",
-        ]);
-        create.arg(&signing_config);
-        create.run_ok();
+        Tools::cosign3_signing_config(&signing_config);
         Self {
             sandbox,
             reg: Registry::shared_plain(),
