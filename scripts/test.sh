@@ -13,7 +13,8 @@ tools_present() {
   for bin in docker-registry htpasswd openssl softhsm2-util pkcs11-tool; do
     command -v "$bin" >/dev/null || return 1
   done
-  [ -x "$SIGBRIDGE_TOOLS_DIR/trixie/usr/bin/cosign" ] && [ -x "$SIGBRIDGE_TOOLS_DIR/trixie/usr/bin/skopeo" ]
+  [ -x "$SIGBRIDGE_TOOLS_DIR/trixie/usr/bin/cosign" ] && [ -x "$SIGBRIDGE_TOOLS_DIR/trixie/usr/bin/skopeo" ] \
+    && [ -x "$SIGBRIDGE_TOOLS_DIR/sid/usr/bin/cosign" ]
 }
 
 if [ "$(id -u)" -eq 0 ]; then
