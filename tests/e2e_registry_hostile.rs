@@ -1,6 +1,7 @@
 //! The real binary against an in-process hostile registry (issue 9): signature layers that
 //! declare 100 bytes and stream 128 MiB, and a registry that lies in `Docker-Content-Digest`.
-//! Asserts on bytes served, exit codes and what was written; never on time.
+//! Asserts on bytes served, exit codes and what was written; never on time. The bundle path
+//! (issue 12: referrers, fallback index, referrer manifests, bundle layers) is in [`bundle`].
 
 // Its own test binary, not a module of tests/suite: these tests count the bytes a hostile
 // registry manages to push and sigbridge's peak RSS, which depend on the machine not being
@@ -8,6 +9,9 @@
 #[path = "suite/common.rs"]
 #[allow(dead_code)] // the helpers of the other tests
 mod common;
+
+#[path = "e2e_registry_hostile/bundle.rs"]
+mod bundle;
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};

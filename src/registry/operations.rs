@@ -24,7 +24,7 @@ fn octet_stream() -> HeaderMap {
     headers
 }
 
-/// How long a blob may be.
+/// How long a blob or manifest may be.
 #[derive(Clone, Copy)]
 enum BlobSize {
     AtMost(u64),
@@ -109,6 +109,36 @@ impl RegistryClient {
         repo: &Repository,
         reference: &str,
     ) -> Result<Option<FetchedManifest>, RegistryError> {
+        self.fetch_manifest(repo, reference, BlobSize::AtMost(MAX_MANIFEST_SIZE))
+            .await
+    }
+
+    /// GET the manifest `digest` whose descriptor (an index entry, a referrer) declares `size`
+    /// bytes: a declared size over 4 MiB is refused before asking, a body of any other length
+    /// is refused, and at most `size + 1` bytes are read whatever the registry streams. The
+    /// bytes must hash to `digest`. `Ok(None)` on 404.
+    pub async fn get_manifest_sized(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Option<FetchedManifest>, RegistryError> {
+        if size > MAX_MANIFEST_SIZE {
+            return Err(RegistryError::TooLarge {
+                what: format!("manifest {repo}@{digest} (declared {size} bytes)"),
+                limit: MAX_MANIFEST_SIZE,
+            });
+        }
+        self.fetch_manifest(repo, &digest.to_string(), BlobSize::Exactly(size))
+            .await
+    }
+
+    async fn fetch_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+        size: BlobSize,
+    ) -> Result<Option<FetchedManifest>, RegistryError> {
         let wanted = check_reference(reference)?;
         let method = Method::GET;
         let resp = self
@@ -132,7 +162,11 @@ impl RegistryClient {
         let announced = content_digest(resp.headers());
         let header_type = content_type(resp.headers());
         let what = format!("manifest {repo}:{reference}");
-        let bytes = read_limited(resp, MAX_MANIFEST_SIZE, &what, &method, self.timeout()).await?;
+        let timeout = self.timeout();
+        let bytes = match size {
+            BlobSize::AtMost(max) => read_limited(resp, max, &what, &method, timeout).await?,
+            BlobSize::Exactly(n) => read_declared(resp, n, &what, &method, timeout).await?,
+        };
         let digest = Digest::of(&bytes);
         if let Some(expected) = wanted.as_ref().or(announced.as_ref()) {
             if *expected != digest {

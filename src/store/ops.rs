@@ -20,6 +20,26 @@ pub trait RegistryOps: Send + Sync {
         reference: &str,
     ) -> Result<Option<FetchedManifest>, RegistryError>;
 
+    /// The manifest `digest` whose descriptor declares `size` bytes; `None` if there is none.
+    /// A body of another length is refused; over HTTP at most `size + 1` bytes are read. This
+    /// default (for in-memory registries) fetches and then compares the length.
+    async fn get_manifest_sized(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Option<FetchedManifest>, RegistryError> {
+        let fetched = self.get_manifest(repo, &digest.to_string()).await?;
+        match fetched {
+            Some(f) if f.bytes.len() as u64 != size => Err(RegistryError::SizeMismatch {
+                what: format!("manifest {repo}@{digest}"),
+                declared: size,
+                detail: format!("it is {} bytes", f.bytes.len()),
+            }),
+            other => Ok(other),
+        }
+    }
+
     /// Put a manifest under `reference`; returns its digest.
     async fn put_manifest(
         &self,
@@ -62,6 +82,15 @@ impl RegistryOps for RegistryClient {
         reference: &str,
     ) -> Result<Option<FetchedManifest>, RegistryError> {
         RegistryClient::get_manifest(self, repo, reference).await
+    }
+
+    async fn get_manifest_sized(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Option<FetchedManifest>, RegistryError> {
+        RegistryClient::get_manifest_sized(self, repo, digest, size).await
     }
 
     async fn put_manifest(

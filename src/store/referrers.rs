@@ -30,8 +30,14 @@ pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 pub const EMPTY_CONFIG: &[u8] = b"{}";
 
 /// How many referrers are read for one image before giving up (a hostile registry could list
-/// any number, each costing a manifest GET).
+/// any number, each costing a manifest GET). cosign 3.1.1 has no limit; 1000 is its limit on
+/// the layers of a `.sig` manifest. A listing over it is refused, never truncated: on `sign`
+/// a truncated fallback index written back would lose the entries left out.
 pub const MAX_REFERRERS: usize = 1000;
+
+/// The largest referrer manifest read (its size as listed). cosign's are under 1 KiB; with
+/// [`MAX_REFERRERS`] this bounds what one listing can make `verify` download to 64 MiB.
+pub const MAX_REFERRER_MANIFEST_SIZE: u64 = 64 * 1024;
 
 /// The referrers store for artifacts of one `artifactType`.
 pub struct ReferrersStore<'a> {
@@ -94,28 +100,8 @@ impl SignatureStore for ReferrersStore<'_> {
             {
                 continue;
             }
-            let Some(fetched) = self
-                .ops
-                .get_manifest(&location.repository, &entry.digest.to_string())
-                .await?
-            else {
-                tracing::warn!(%location, referrer = %entry.digest, "a listed referrer manifest is missing; skipping it");
-                continue;
-            };
-            let Ok(manifest) = ImageManifest::from_slice(&fetched.bytes) else {
-                tracing::warn!(%location, referrer = %entry.digest, "a listed referrer is not an image manifest; skipping it");
-                continue;
-            };
-            let artifact_type = manifest
-                .artifact_type
-                .as_deref()
-                .unwrap_or(&manifest.config.media_type);
-            let about_image = manifest
-                .subject
-                .as_ref()
-                .is_some_and(|s| s.digest == image.digest);
-            if artifact_type == self.artifact_type && about_image {
-                out.extend(manifest.layers);
+            if let Some(layer) = self.read_referrer(&location, image, &entry).await? {
+                out.push(layer);
             }
         }
         Ok(out)
@@ -205,6 +191,87 @@ impl SignatureStore for ReferrersStore<'_> {
         }
         Ok(Box::new(written))
     }
+}
+
+impl ReferrersStore<'_> {
+    /// The one layer of the referrer `entry` if it is an artifact of our type about `image`;
+    /// `None` (with a warning) for a referrer that is not, or that the registry serves other
+    /// than its index entry says. Like cosign 3, which skips referrers it cannot read, one bad
+    /// referrer does not hide the good ones; a registry that fails to answer is an error.
+    async fn read_referrer(
+        &self,
+        location: &SignatureLocation,
+        image: &ResolvedImage,
+        entry: &Descriptor,
+    ) -> Result<Option<Descriptor>> {
+        let referrer = &entry.digest;
+        if entry.size > MAX_REFERRER_MANIFEST_SIZE {
+            tracing::warn!("{location} lists {referrer} as {} bytes; a signature referrer is at most {MAX_REFERRER_MANIFEST_SIZE}; skipping it unread", entry.size);
+            return Ok(None);
+        }
+        // Read by the index entry: at most its size (+1 byte), its digest from the bytes.
+        let fetched = match self
+            .ops
+            .get_manifest_sized(&location.repository, referrer, entry.size)
+            .await
+        {
+            Ok(Some(fetched)) => fetched,
+            Ok(None) => {
+                tracing::warn!(
+                    "{location} lists {referrer}, which the registry does not have; skipping it"
+                );
+                return Ok(None);
+            }
+            Err(e) if is_bad_content(&e) => {
+                tracing::warn!(
+                    "{location} lists {referrer}, but the registry serves something else: {e}"
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Ok(manifest) = ImageManifest::from_slice(&fetched.bytes) else {
+            tracing::warn!(
+                "{location} lists {referrer}, which is not an image manifest; skipping it"
+            );
+            return Ok(None);
+        };
+        let artifact_type = manifest
+            .artifact_type
+            .as_deref()
+            .unwrap_or(&manifest.config.media_type);
+        let about_image = manifest
+            .subject
+            .as_ref()
+            .is_some_and(|s| s.digest == image.digest);
+        if artifact_type != self.artifact_type || !about_image {
+            return Ok(None);
+        }
+        // cosign 3.1.1 reads a bundle referrer only if it has exactly one layer.
+        match <[Descriptor; 1]>::try_from(manifest.layers) {
+            Ok([layer]) => Ok(Some(layer)),
+            Err(layers) => {
+                tracing::warn!(
+                    "referrer {referrer} of {location} holds {} layers; a signature referrer holds exactly one (cosign 3 skips it too); skipping it",
+                    layers.len()
+                );
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// What a hostile or broken registry serves instead of the listed content (as opposed to a
+/// registry that does not answer).
+fn is_bad_content(e: &crate::registry::RegistryError) -> bool {
+    use crate::registry::RegistryError as E;
+    matches!(
+        e,
+        E::DigestMismatch { .. }
+            | E::SizeMismatch { .. }
+            | E::TooLarge { .. }
+            | E::UnsupportedMediaType { .. }
+    )
 }
 
 /// The artifact manifest for one envelope, as cosign 3 writes it.

@@ -1043,3 +1043,164 @@ async fn a_blob_is_read_to_its_declared_size_and_no_further() {
         b"short"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12: the bundle path's reads (referrers API answers, referrer manifests by descriptor)
+
+#[tokio::test]
+async fn a_referrer_manifest_is_read_to_its_listed_size_and_digest_only() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let manifest = sample_manifest();
+    let real = Digest::of(&manifest);
+    let size = manifest.len() as u64;
+    let produced = Arc::new(AtomicU64::new(0));
+    let (m, p) = (manifest.clone(), produced.clone());
+    let (endless, announced, lying) = (
+        Digest::of(b"endless"),
+        Digest::of(b"announced"),
+        Digest::of(b"lying"),
+    );
+    let paths = [
+        endless.clone(),
+        announced.clone(),
+        lying.clone(),
+        real.clone(),
+    ]
+    .map(|d| format!("/v2/demo/app/manifests/{d}"));
+    let fake = Fake::start(move |req, _| match req.path.as_str() {
+        "/v2/" => empty(200),
+        // 128 MiB, no Content-Length.
+        x if x == paths[0] => reply(200)
+            .header("content-type", media_types::OCI_MANIFEST)
+            .body(counted_stream(128 << 20, p.clone()))
+            .unwrap(),
+        // Announces 3 MiB: under the manifest limit, over the listed size.
+        x if x == paths[1] => reply(200)
+            .header("content-type", media_types::OCI_MANIFEST)
+            .header("content-length", (3u64 << 20).to_string())
+            .body(Body::from(vec![b' '; 3 << 20]))
+            .unwrap(),
+        // The listed size, other bytes.
+        x if x == paths[2] || x == paths[3] => manifest_response(&m, None),
+        _ => empty(404),
+    })
+    .await;
+    let c = anonymous();
+    let repo = fake.repo("demo/app");
+
+    let err = c
+        .get_manifest_sized(&repo, &endless, size)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::SizeMismatch { .. }), "{err:?}");
+    assert!(err.to_string().contains("the body is longer"), "{err}");
+    let served = produced.load(Ordering::Relaxed);
+    assert!(served < 4 << 20, "the fake produced {served} bytes");
+
+    let err = c
+        .get_manifest_sized(&repo, &announced, size)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("announced 3145728 bytes"), "{err}");
+    let err = c.get_manifest_sized(&repo, &lying, size).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::DigestMismatch { .. }),
+        "{err:?}"
+    );
+    // Listed over the 4 MiB manifest limit: refused without asking.
+    let before = fake.seen().len();
+    let err = c
+        .get_manifest_sized(&repo, &real, (4 << 20) + 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::TooLarge { .. }), "{err:?}");
+    assert_eq!(fake.seen().len(), before, "a request was made");
+
+    let got = c
+        .get_manifest_sized(&repo, &real, size)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.bytes.as_ref(), manifest.as_slice());
+    assert!(c
+        .get_manifest_sized(&repo, &Digest::of(b"absent"), 10)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_referrers_answer_is_bounded_and_must_be_an_index() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let subject = Digest::of(b"subject");
+    let produced = Arc::new(AtomicU64::new(0));
+    let p = produced.clone();
+    let fake = Fake::start(move |req, _| {
+        let path = req.path.as_str();
+        let repo = path
+            .strip_prefix("/v2/")
+            .and_then(|r| r.split("/referrers/").next())
+            .unwrap_or("");
+        match repo {
+            "" => empty(200),
+            "endless/app" => reply(200)
+                .header("content-type", media_types::OCI_INDEX)
+                .body(counted_stream(128 << 20, p.clone()))
+                .unwrap(),
+            "announced/app" => reply(200)
+                .header("content-type", media_types::OCI_INDEX)
+                .header("content-length", (64u64 << 20).to_string())
+                .body(counted_stream(64 << 20, p.clone()))
+                .unwrap(),
+            "html/app" => reply(200)
+                .header("content-type", "text/html")
+                .body(Body::from("<html>hello</html>"))
+                .unwrap(),
+            "manifest/app" => manifest_response(&sample_manifest(), None),
+            "empty/app" => json(
+                200,
+                &format!(
+                    r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#,
+                    media_types::OCI_INDEX
+                ),
+            ),
+            _ => empty(404),
+        }
+    })
+    .await;
+    let c = anonymous();
+    let err = c
+        .get_referrers(&fake.repo("endless/app"), &subject)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::TooLarge { .. }), "{err:?}");
+    let served = produced.load(Ordering::Relaxed);
+    assert!(served < 32 << 20, "the fake produced {served} bytes");
+    let err = c
+        .get_referrers(&fake.repo("announced/app"), &subject)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::TooLarge { .. }), "{err:?}");
+    for not_an_index in ["html/app", "manifest/app"] {
+        let err = c
+            .get_referrers(&fake.repo(not_an_index), &subject)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("is not an OCI image index"),
+            "{not_an_index}: {err}"
+        );
+    }
+    let none = c
+        .get_referrers(&fake.repo("empty/app"), &subject)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(none.manifests.is_empty());
+    // No referrers API: 404.
+    assert!(c
+        .get_referrers(&fake.repo("other/app"), &subject)
+        .await
+        .unwrap()
+        .is_none());
+}
