@@ -10,7 +10,7 @@ use sigbridge_testkit::{
     push_image, push_index, skopeo_verify_with_policy, OutputExt, Registry, ToolCommand, Tools,
 };
 
-use crate::common::{self, assert_no_sig_tag, sig_layers, Sandbox, TestKey};
+use crate::common::{self, assert_no_sig_tag, repo_name, sig_layers, Sandbox, TestKey};
 
 const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 const INDEX_ACCEPT: &str = "application/vnd.oci.image.index.v1+json";
@@ -206,7 +206,10 @@ fn recursive_bundle_signs_the_index_and_each_platform_and_cosign_3_verifies_each
     let (index, children) = push_index(&reg, repo, "bundle", &platforms);
     let all: Vec<String> = std::iter::once(index.clone()).chain(children).collect();
     let lines = sign_recursive_and_check_bundles(&sb, &reg, &key, repo, "bundle", "bundle", &all);
-    let reported: Vec<&str> = lines.iter().map(|l| l["digest"].as_str().unwrap()).collect();
+    let reported: Vec<&str> = lines
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
     assert_eq!(reported, all, "the index first, then each platform");
     assert!(lines.iter().all(|l| l["format"] == "bundle"), "{lines:?}");
     for digest in &all {
@@ -219,7 +222,11 @@ fn recursive_bundle_signs_the_index_and_each_platform_and_cosign_3_verifies_each
     let lines = sign_recursive_and_check_bundles(&sb, &reg, &key, repo, "both", "both", &all);
     assert_eq!(lines.len(), 2 * all.len(), "{lines:?}");
     for digest in &all {
-        assert_eq!(sig_layers(&reg, repo, digest).len(), 1, "`.sig` of {digest}");
+        assert_eq!(
+            sig_layers(&reg, repo, digest).len(),
+            1,
+            "`.sig` of {digest}"
+        );
         sigbridge_verify(
             &sb,
             &reg,
@@ -230,4 +237,153 @@ fn recursive_bundle_signs_the_index_and_each_platform_and_cosign_3_verifies_each
         )
         .ok();
     }
+}
+
+#[test]
+fn cosign_repository_moves_sigbridge_bundles_there_and_cosign_3_finds_them_there() {
+    let reg = Registry::shared_plain();
+    let sb = Sandbox::new();
+    let key = sb.pkcs8_key("signer");
+    let (repo, store) = ("e2e/bundle-cr-app", "e2e/bundle-cr-store");
+    let digest = push_image(&reg, repo, "v1");
+    let image = reg.image_ref(repo, &digest);
+    let store_repo = repo_name(&reg, store);
+
+    let run = sb
+        .sigbridge()
+        .arg("sign")
+        .signer(&key)
+        .args(["--format", "both", "-o", "json"])
+        .env("COSIGN_REPOSITORY", &store_repo)
+        .registry(&reg)
+        .arg(&image)
+        .run()
+        .ok();
+    for line in run.stdout_json_lines() {
+        assert_eq!(line["signatureRepository"], store_repo, "{line}");
+    }
+    // Everything went to the store: the `.sig`, the fallback index and the referrer manifest
+    // (subject = the image in its own repository); nothing next to the image.
+    assert_eq!(sig_layers(&reg, store, &digest).len(), 1);
+    let referrers = referrer_manifests(&reg, store, &digest);
+    assert_eq!(referrers.len(), 1);
+    assert_eq!(referrers[0]["subject"]["digest"], digest.as_str());
+    assert_no_sig_tag(&reg, repo, &digest);
+    assert!(fallback_index(&reg, repo, &digest).is_none());
+
+    let cosign = cosign3_verify(&reg, &key.public, &image, Some(&store_repo));
+    assert!(cosign.status.success(), "{}", cosign.describe());
+    let printed: Value = serde_json::from_str(cosign.stdout_str().trim()).unwrap();
+    assert_eq!(
+        printed[0]["critical"]["type"], "https://sigstore.dev/cosign/sign/v1",
+        "cosign 3.1.1 verified the bundle, not the `.sig`"
+    );
+    for format in ["bundle", "legacy"] {
+        sigbridge_verify(
+            &sb,
+            &reg,
+            &key.public,
+            &image,
+            &["--format", format],
+            Some(&store_repo),
+        )
+        .ok();
+    }
+    // Without the variable neither looks in the store.
+    let cosign = cosign3_verify(&reg, &key.public, &image, None);
+    assert_eq!(cosign.status.code(), Some(10), "{}", cosign.describe());
+    sigbridge_verify(&sb, &reg, &key.public, &image, &[], None)
+        .code_is(common::exit::NO_SIGNATURES);
+}
+
+#[test]
+fn a_cosign_3_bundle_signed_under_cosign_repository_verifies_with_sigbridge_there() {
+    let reg = Registry::shared_plain();
+    let sb = Sandbox::new();
+    let key = sb.cosign_key("cosign3", "pw-3");
+    let (repo, store) = ("e2e/bundle-cr3-app", "e2e/bundle-cr3-store");
+    let digest = push_image(&reg, repo, "v1");
+    let image = reg.image_ref(repo, &digest);
+    let store_repo = repo_name(&reg, store);
+
+    let config = sb.join("signing-config.json");
+    Tools::cosign3_signing_config(&config);
+    let mut sign = cosign3(&reg, Some(&store_repo));
+    sign.args(["sign", "-y", "--key"])
+        .arg(&key.private)
+        .arg("--signing-config")
+        .arg(&config)
+        .args(reg.cosign_args())
+        .env("COSIGN_PASSWORD", key.password.as_deref().unwrap_or(""))
+        .arg(&image);
+    sign.run_ok();
+
+    // What cosign 3.1.1 does with COSIGN_REPOSITORY (pinned, so a change shows up): the
+    // referrer manifest, its blobs and the fallback index all go to that repository; the
+    // subject is the image in its own repository, which gets nothing.
+    let referrers = referrer_manifests(&reg, store, &digest);
+    assert_eq!(referrers.len(), 1);
+    assert_eq!(referrers[0]["subject"]["digest"], digest.as_str());
+    let bundle = referrers[0]["layers"][0]["digest"].as_str().unwrap();
+    let stored: Value = serde_json::from_slice(&common::get_blob(&reg, store, bundle)).unwrap();
+    assert_eq!(stored["mediaType"], BUNDLE);
+    assert!(fallback_index(&reg, repo, &digest).is_none());
+    assert_no_sig_tag(&reg, repo, &digest);
+
+    let ok = sigbridge_verify(&sb, &reg, &key.public, &image, &[], Some(&store_repo)).ok();
+    let printed: Value = serde_json::from_str(ok.stdout().trim()).unwrap();
+    let cosign = cosign3_verify(&reg, &key.public, &image, Some(&store_repo));
+    assert!(cosign.status.success(), "{}", cosign.describe());
+    let cosign_json: Value = serde_json::from_str(cosign.stdout_str().trim()).unwrap();
+    assert_eq!(
+        printed, cosign_json,
+        "sigbridge prints what cosign 3.1.1 prints"
+    );
+
+    let other = sb.pkcs8_key("other");
+    sigbridge_verify(&sb, &reg, &other.public, &image, &[], Some(&store_repo))
+        .code_is(common::exit::NO_MATCHING_SIGNATURES);
+    sigbridge_verify(&sb, &reg, &key.public, &image, &[], None)
+        .code_is(common::exit::NO_SIGNATURES);
+}
+
+#[test]
+fn attach_format_bundle_under_cosign_repository_stores_the_bundle_there() {
+    let reg = Registry::shared_plain();
+    let sb = Sandbox::new();
+    let key = sb.pkcs8_key("offline");
+    let (repo, store) = ("e2e/bundle-cr-attach-app", "e2e/bundle-cr-attach-store");
+    let digest = push_image(&reg, repo, "v1");
+    let image = reg.image_ref(repo, &digest);
+    let store_repo = repo_name(&reg, store);
+
+    let pae = sb
+        .sigbridge()
+        .args(["generate", "--format", "bundle"])
+        .arg(&image)
+        .run()
+        .ok()
+        .out
+        .stdout;
+    let pae_file = sb.write("image.pae", &pae);
+    // What `openssl dgst -sha256 -sign` gives: a DER signature over the PAE.
+    let signature = sb.write("image.pae.sig", key.sign_der(&pae));
+    sb.sigbridge()
+        .args(["attach", "--format", "bundle", "--payload"])
+        .arg(&pae_file)
+        .arg("--signature")
+        .arg(&signature)
+        .arg("--key")
+        .arg(&key.public)
+        .env("COSIGN_REPOSITORY", &store_repo)
+        .registry(&reg)
+        .arg(&image)
+        .run()
+        .ok();
+
+    assert_eq!(referrer_manifests(&reg, store, &digest).len(), 1);
+    assert!(fallback_index(&reg, repo, &digest).is_none());
+    let cosign = cosign3_verify(&reg, &key.public, &image, Some(&store_repo));
+    assert!(cosign.status.success(), "{}", cosign.describe());
+    sigbridge_verify(&sb, &reg, &key.public, &image, &[], Some(&store_repo)).ok();
 }
