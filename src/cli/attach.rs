@@ -272,7 +272,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ));
             };
             let format = SigstoreBundle::new(signer_key, annotations);
-            let store = ReferrersStore::new(&client, BUNDLE_MEDIA_TYPE);
+            let store = ReferrersStore::new(&client, BUNDLE_MEDIA_TYPE)
+                .with_repository_override(signature_repository_override()?);
             // The PAE itself: the format's wrap takes the statement out of it.
             let payload = Payload {
                 bytes: expected,

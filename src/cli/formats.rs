@@ -49,6 +49,7 @@ impl<'c> SignTargets<'c> {
         identity: Option<String>,
         signature_repository: Option<Repository>,
     ) -> Self {
+        let bundle_repository = signature_repository.clone();
         let legacy = matches!(format, SignFormat::Legacy | SignFormat::Both).then(|| {
             (
                 SimpleSigning {
@@ -61,7 +62,8 @@ impl<'c> SignTargets<'c> {
         let bundle = matches!(format, SignFormat::Bundle | SignFormat::Both).then(|| {
             (
                 SigstoreBundle::new(key, annotations.clone()),
-                ReferrersStore::new(ops, BUNDLE_MEDIA_TYPE),
+                ReferrersStore::new(ops, BUNDLE_MEDIA_TYPE)
+                    .with_repository_override(bundle_repository),
             )
         });
         Self { legacy, bundle }

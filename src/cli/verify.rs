@@ -58,8 +58,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let annotations = parse_annotations(&args.annotations)?;
     let client = args.registry.client()?;
     let image = resolve(&client, &args.image, Verb::Verify).await?;
-    let legacy_store = SigTagStore::new(&client, signature_repository_override()?);
-    let bundle_store = ReferrersStore::new(&client, BUNDLE_MEDIA_TYPE);
+    // COSIGN_REPOSITORY holds both kinds, as cosign 3.1.1 looks for both there.
+    let signature_repository = signature_repository_override()?;
+    let legacy_store = SigTagStore::new(&client, signature_repository.clone());
+    let bundle_store = ReferrersStore::new(&client, BUNDLE_MEDIA_TYPE)
+        .with_repository_override(signature_repository);
     let max_payload_size = match std::env::var("COSIGN_MAX_ATTACHMENT_SIZE") {
         Ok(v) => v.parse().with_context(|| {
             format!("COSIGN_MAX_ATTACHMENT_SIZE={v:?} is not a number of bytes")

@@ -6,7 +6,8 @@
 //! A store knows nothing of what is signed (that is a [`crate::format`]). Two stores:
 //! [`sig_tag`] (`sha256-<hex>.sig`, or in `COSIGN_REPOSITORY`) and [`referrers`] (OCI 1.1
 //! artifact manifests, through the referrers API or the `sha256-<hex>` fallback index, which is
-//! a shared mutable object needing the same repair). A new store is one new file here
+//! a shared mutable object needing the same repair; also in `COSIGN_REPOSITORY` when set, as
+//! cosign 3 does). A new store is one new file here
 //! implementing [`SignatureStore`] and [`PendingWrite`].
 
 #[cfg(test)]

@@ -7,6 +7,11 @@
 //! The fallback index is a shared mutable object like the `.sig` tag, and ggcr writes it with
 //! a plain read-modify-write (lost updates under concurrency). Here every write is confirmed by
 //! re-reads and any entry ever seen that went missing is merged back, as in [`super::sig_tag`].
+//!
+//! With cosign's `COSIGN_REPOSITORY`, everything (blobs, referrer manifests, the fallback index,
+//! the referrers API lookup) lives in that repository, as cosign 3.1.1 does it (ociremote's
+//! `WriteReferrer`, `Referrers` and `GetBundles` with `WithTargetRepository`); the `subject`
+//! still names the image.
 
 use std::time::{Duration, Instant};
 
@@ -43,6 +48,7 @@ pub const MAX_REFERRER_MANIFEST_SIZE: u64 = 64 * 1024;
 pub struct ReferrersStore<'a> {
     ops: &'a dyn RegistryOps,
     artifact_type: String,
+    repository_override: Option<Repository>,
 }
 
 impl<'a> ReferrersStore<'a> {
@@ -52,7 +58,15 @@ impl<'a> ReferrersStore<'a> {
         Self {
             ops,
             artifact_type: artifact_type.into(),
+            repository_override: None,
         }
+    }
+
+    /// Keep the referrers in `repository` (cosign's `COSIGN_REPOSITORY`: the whole
+    /// repository) instead of each image's own; `None` keeps them next to the image.
+    pub fn with_repository_override(mut self, repository: Option<Repository>) -> Self {
+        self.repository_override = repository;
+        self
     }
 
     /// The listing for `image`: the referrers API's when the registry has one (`true`), else
@@ -78,7 +92,11 @@ pub fn fallback_tag(digest: &Digest) -> String {
 impl SignatureStore for ReferrersStore<'_> {
     fn location(&self, image: &ResolvedImage) -> SignatureLocation {
         SignatureLocation {
-            repository: image.repository().clone(),
+            repository: self
+                .repository_override
+                .as_ref()
+                .unwrap_or(image.repository())
+                .clone(),
             tag: fallback_tag(&image.digest),
         }
     }
@@ -108,9 +126,11 @@ impl SignatureStore for ReferrersStore<'_> {
     }
 
     async fn fetch(&self, image: &ResolvedImage, candidate: &Descriptor) -> Result<Bytes> {
+        // The blob sits next to the referrer manifest that lists it.
+        let location = self.location(image);
         Ok(self
             .ops
-            .get_blob_sized(image.repository(), &candidate.digest, candidate.size)
+            .get_blob_sized(&location.repository, &candidate.digest, candidate.size)
             .await?)
     }
 

@@ -19,6 +19,7 @@ mod e2e_attach;
 mod e2e_bad_input;
 mod e2e_batch;
 mod e2e_bundle;
+mod e2e_bundle_more;
 mod e2e_cosign_plugin;
 mod e2e_generate;
 mod e2e_interop;
