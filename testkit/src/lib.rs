@@ -4,8 +4,8 @@
 //!
 //! It deliberately does not depend on the `sigbridge` crate, so a bug there cannot hide in the
 //! harness. [`OciRegistry`] is an in-process registry with the OCI 1.1 referrers API, which no
-//! registry that runs locally has. Every server binds 127.0.0.1 only and is stopped on drop; a missing tool panics with
-//! the command that installs it (tests never skip silently).
+//! registry that runs locally has. Every server binds 127.0.0.1 only and is stopped on drop; a
+//! missing tool panics with the command that installs it (tests never skip silently).
 
 pub mod certs;
 mod cosign;
