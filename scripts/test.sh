@@ -14,7 +14,7 @@ tools_present() {
     command -v "$bin" >/dev/null || return 1
   done
   [ -x "$SIGBRIDGE_TOOLS_DIR/trixie/usr/bin/cosign" ] && [ -x "$SIGBRIDGE_TOOLS_DIR/trixie/usr/bin/skopeo" ] \
-    && [ -x "$SIGBRIDGE_TOOLS_DIR/sid/usr/bin/cosign" ]
+    && [ -x "$SIGBRIDGE_TOOLS_DIR/sid/usr/bin/cosign" ] && [ -x "$SIGBRIDGE_TOOLS_DIR/sid/usr/bin/oras" ]
 }
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -257,7 +257,7 @@ pub fn push_images_http(reg: &Registry, targets: &[(&str, &str)]) -> Vec<String>
     })
 }
 
-fn http_push(
+pub(crate) fn http_push(
     client: &reqwest::blocking::Client,
     base: &str,
     repo: &str,

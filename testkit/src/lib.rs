@@ -3,13 +3,15 @@
 //! 2.5 and skopeo 1.18 as independent signers and verifiers.
 //!
 //! It deliberately does not depend on the `sigbridge` crate, so a bug there cannot hide in the
-//! harness. Every server binds 127.0.0.1 only and is stopped on drop; a missing tool panics with
-//! the command that installs it (tests never skip silently).
+//! harness. [`OciRegistry`] is an in-process registry with the OCI 1.1 referrers API, which no
+//! registry that runs locally has. Every server binds 127.0.0.1 only and is stopped on drop; a
+//! missing tool panics with the command that installs it (tests never skip silently).
 
 pub mod certs;
 mod cosign;
 mod http;
 mod image;
+mod oci_registry;
 pub mod proxy;
 mod registry;
 mod skopeo;
@@ -25,6 +27,7 @@ pub use image::{
     push_image, push_image_http, push_images_http, push_index, push_sample, sha256_digest,
     write_oci_layout, SampleImage, OCI_CONFIG, OCI_INDEX, OCI_LAYER_TAR, OCI_MANIFEST,
 };
+pub use oci_registry::{OciRegistry, OciRequest};
 pub use registry::{Auth, Registry, RegistryBuilder, SharedRegistry};
 pub use skopeo::{
     sigstore_policy, skopeo_generate_key, skopeo_sign, skopeo_verify, skopeo_verify_with_policy,

@@ -65,6 +65,20 @@ impl Tools {
         tool
     }
 
+    /// The oras 1.3.3 binary from Debian unstable (`sid`), beside cosign 3.1.1.
+    pub fn oras_path() -> PathBuf {
+        require(Self::tools_dir().join("sid/usr/bin/oras"))
+    }
+
+    /// oras 1.3.3 with a private HOME and `DOCKER_CONFIG` (no credentials of the machine).
+    pub fn oras() -> ToolCommand {
+        let mut tool = ToolCommand::new(Command::new(Self::oras_path()));
+        let docker = tool.home().join(".docker");
+        std::fs::create_dir_all(&docker).expect("create private DOCKER_CONFIG");
+        tool.env("DOCKER_CONFIG", docker);
+        tool
+    }
+
     /// Write to `path` a cosign 3 signing config with no Fulcio, OIDC, Rekor or TSA, so that
     /// `cosign sign --key K --signing-config PATH` signs a bundle without any transparency log.
     pub fn cosign3_signing_config(path: &std::path::Path) {

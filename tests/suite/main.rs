@@ -26,6 +26,7 @@ mod e2e_interop;
 mod e2e_keys;
 mod e2e_payload_differential;
 mod e2e_pkcs11;
+mod e2e_referrers_api;
 mod e2e_registry_modes;
 mod e2e_signatures;
 mod e2e_signpath;
