@@ -28,6 +28,7 @@ mod e2e_pkcs11;
 mod e2e_registry_modes;
 mod e2e_signatures;
 mod e2e_signpath;
+mod e2e_signpath_bundle;
 mod e2e_signpath_transport;
 mod e2e_verify;
 mod prop_parsers;

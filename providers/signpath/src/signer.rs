@@ -15,6 +15,7 @@ use crate::artifact::{
 use crate::client::{ClientError, SignPathClient};
 use crate::config::SignPathConfig;
 use crate::id::RequestId;
+use crate::payload_kind::{inspect, PayloadInfo, PayloadKind};
 use crate::progress::{Reporter, WaitReporter};
 use crate::retry::{jitter, RetryPolicy};
 use crate::status::{RequestStatus, Status};
@@ -125,8 +126,9 @@ fn client_err(e: ClientError) -> SignerError {
     SignerError::wrap(e.kind(), e)
 }
 
-/// The digests a request's zip was built for, in submission order, from its entry names
-/// (`payloads/NNN-sha256-HEX.json`); empty when the names do not carry them (one payload).
+/// The digests a request's zip was built for, in submission order and each once (`--format
+/// both` has two files per image), from its entry names (`payloads/NNN-sha256-HEX.json` or
+/// `.pae`); empty when the names do not carry them (one payload).
 fn digests_in_zip(zip: &[u8]) -> Vec<String> {
     let Ok(mut archive) = zip::ZipArchive::new(std::io::Cursor::new(zip)) else {
         return Vec::new();
@@ -134,16 +136,20 @@ fn digests_in_zip(zip: &[u8]) -> Vec<String> {
     let mut named: Vec<(u32, String)> = (0..archive.len())
         .filter_map(|i| {
             let file = archive.by_index_raw(i).ok()?;
-            let rest = file
-                .name()
-                .strip_prefix("payloads/")?
-                .strip_suffix(".json")?;
+            let rest = file.name().strip_prefix("payloads/")?;
+            let rest = [".json", ".pae"]
+                .iter()
+                .find_map(|ext| rest.strip_suffix(ext))?;
             let (n, hex) = rest.split_once("-sha256-")?;
             Some((n.parse().ok()?, format!("sha256:{hex}")))
         })
         .collect();
     named.sort();
-    named.into_iter().map(|(_, d)| d).collect()
+    let mut seen = std::collections::HashSet::new();
+    named
+        .into_iter()
+        .filter_map(|(_, d)| seen.insert(d.clone()).then_some(d))
+        .collect()
 }
 
 /// What IMAGE... in a suggested resume command stands for.
@@ -301,35 +307,55 @@ impl SignPathSigner {
         }
     }
 
+    /// What approvers see: the images (each once, with its repository when a legacy payload
+    /// names it; a PAE's statement names only the digest) and which formats are signed.
     fn description(&self, artifact: &Artifact) -> String {
         if let Some(d) = &self.client.config().description {
             return d.clone();
         }
-        let mut images: Vec<String> = artifact
-            .entries
+        let infos: Vec<PayloadInfo> = artifact.entries.iter().map(|(_, p)| inspect(p)).collect();
+        // Images in order of first appearance, keyed by digest (`both`: two payloads each).
+        let mut images: Vec<(Option<String>, Option<String>)> = Vec::new();
+        let mut unnamed = 0usize;
+        for info in &infos {
+            let Some(hex) = &info.digest_hex else {
+                unnamed += 1;
+                continue;
+            };
+            match images.iter_mut().find(|(d, _)| d.as_ref() == Some(hex)) {
+                Some((_, reference)) => {
+                    if reference.is_none() {
+                        reference.clone_from(&info.reference);
+                    }
+                }
+                None => images.push((Some(hex.clone()), info.reference.clone())),
+            }
+        }
+        let n = images.len() + unnamed;
+        let mut shown: Vec<String> = images
             .iter()
-            .filter_map(|(_, p)| {
-                let v: serde_json::Value = serde_json::from_slice(p).ok()?;
-                let c = v.get("critical")?;
-                Some(format!(
-                    "{}@{}",
-                    c.get("identity")?.get("docker-reference")?.as_str()?,
-                    c.get("image")?.get("docker-manifest-digest")?.as_str()?
-                ))
+            .map(|(hex, reference)| {
+                let digest = format!("sha256:{}", hex.as_deref().unwrap_or_default());
+                match reference {
+                    Some(r) => format!("{r}@{digest}"),
+                    None => digest,
+                }
             })
             .collect();
-        let n = artifact.entries.len();
-        if images.len() > 20 {
-            let more = images.len() - 20;
-            images.truncate(20);
-            images.push(format!("and {more} more"));
+        if shown.len() > 20 {
+            let more = shown.len() - 20;
+            shown.truncate(20);
+            shown.push(format!("and {more} more"));
         }
-        format!(
-            "sigbridge: cosign signature{} for {n} image{}: {}",
-            if n == 1 { "" } else { "s" },
-            if n == 1 { "" } else { "s" },
-            images.join(", ")
-        )
+        let legacy = infos.iter().any(|i| i.kind == PayloadKind::Legacy);
+        let bundle = infos.iter().any(|i| i.kind == PayloadKind::Pae);
+        let s = if n == 1 { "" } else { "s" };
+        let what = match (legacy, bundle) {
+            (true, true) => format!("cosign signature{s} and cosign 3 bundle{s}"),
+            (false, true) => format!("cosign 3 bundle signature{s}"),
+            _ => format!("cosign signature{s}"),
+        };
+        format!("sigbridge: {what} for {n} image{s}: {}", shown.join(", "))
     }
 
     /// Poll until the request reaches a final status or the wait limit passes.
@@ -582,5 +608,78 @@ impl SignPathSigner {
         })?;
         self.check_request_certificate(id).await?;
         Ok(SignOutcome::Signed(signatures))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> SignPathSigner {
+        let env = |k: &str| (k == "SIGNPATH_API_TOKEN").then(|| "t0k3n".to_string());
+        let config = SignPathConfig::from_uri("signpath+http://127.0.0.1:9/o/p/s", &env).unwrap();
+        SignPathSigner::new(config, SignPathOptions::default()).unwrap()
+    }
+
+    fn legacy(repo: &str, c: char) -> Vec<u8> {
+        let hex: String = std::iter::repeat_n(c, 64).collect();
+        format!(r#"{{"critical":{{"identity":{{"docker-reference":"{repo}"}},"image":{{"docker-manifest-digest":"sha256:{hex}"}},"type":"cosign container image signature"}},"optional":null}}"#).into_bytes()
+    }
+
+    fn pae(c: char) -> Vec<u8> {
+        let hex: String = std::iter::repeat_n(c, 64).collect();
+        let statement = format!(
+            r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"digest":{{"sha256":"{hex}"}},"annotations":{{}}}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{{}}}}"#
+        );
+        format!(
+            "DSSEv1 28 application/vnd.in-toto+json {} {statement}",
+            statement.len()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn the_description_counts_images_not_payloads_and_names_the_formats() {
+        let s = signer();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let both = build_artifact(&[
+            legacy("r/api", 'a'),
+            pae('a'),
+            legacy("r/web", 'b'),
+            pae('b'),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.description(&both),
+            format!("sigbridge: cosign signatures and cosign 3 bundles for 2 images: r/api@sha256:{a}, r/web@sha256:{b}")
+        );
+        let bundles = build_artifact(&[pae('a'), pae('b')]).unwrap();
+        assert_eq!(
+            s.description(&bundles),
+            format!("sigbridge: cosign 3 bundle signatures for 2 images: sha256:{a}, sha256:{b}")
+        );
+        let one = build_artifact(&[legacy("r/api", 'a')]).unwrap();
+        assert_eq!(
+            s.description(&one),
+            format!("sigbridge: cosign signature for 1 image: r/api@sha256:{a}")
+        );
+    }
+
+    #[test]
+    fn resume_advice_lists_each_image_once_for_both_formats() {
+        let both = build_artifact(&[
+            legacy("r/api", 'a'),
+            pae('a'),
+            legacy("r/web", 'b'),
+            pae('b'),
+        ])
+        .unwrap();
+        assert_eq!(
+            digests_in_zip(&both.zip),
+            vec![
+                format!("sha256:{}", "a".repeat(64)),
+                format!("sha256:{}", "b".repeat(64))
+            ]
+        );
     }
 }
