@@ -144,6 +144,9 @@ fn a_deferred_bundle_request_is_collected_with_resume() {
     // The same request collected as another format holds other files: refused, nothing written.
     let out = fx.sign(&["--format", "legacy", "--resume", &id], &refs);
     assert_code(&out, 5);
+    let stderr = out.stderr_str();
+    assert!(stderr.contains("--format"), "{stderr}");
+    assert!(stderr.contains("3 .pae"), "{stderr}");
     for ((_, digest), repo) in
         images
             .iter()

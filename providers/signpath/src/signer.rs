@@ -152,6 +152,26 @@ fn digests_in_zip(zip: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// How many files of each kind a request's zip holds: `2 .json, 2 .pae`.
+fn kinds_in_zip(zip: &[u8]) -> String {
+    let Ok(mut archive) = zip::ZipArchive::new(std::io::Cursor::new(zip)) else {
+        return "an unreadable zip".to_string();
+    };
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..archive.len() {
+        if let Ok(file) = archive.by_index_raw(i) {
+            if let Some((_, ext)) = file.name().rsplit_once('.').filter(|_| !file.is_dir()) {
+                *counts.entry(format!(".{ext}")).or_default() += 1;
+            }
+        }
+    }
+    counts
+        .iter()
+        .map(|(ext, n)| format!("{n} {ext}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What IMAGE... in a suggested resume command stands for.
 const SAME_IMAGES: &str = "the same images, annotations and identity, in the same order";
 
@@ -241,7 +261,12 @@ impl SignPathSigner {
             let mut b = ours.clone();
             a.sort();
             b.sort();
-            if a == b {
+            if submitted == ours {
+                format!(
+                    "it holds these images in this order, so the files differ in format, annotations or identity: give the same --format, -a and --identity as when it was submitted (it holds {})",
+                    kinds_in_zip(unsigned)
+                )
+            } else if a == b {
                 format!(
                     "it holds the same images in another order, and the order matters: give them in the order they were submitted: {}",
                     short_list(&submitted)
@@ -663,6 +688,19 @@ mod tests {
             s.description(&one),
             format!("sigbridge: cosign signature for 1 image: r/api@sha256:{a}")
         );
+    }
+
+    #[test]
+    fn resuming_a_bundle_request_as_legacy_is_not_called_a_reordering() {
+        let s = signer();
+        let id: RequestId = "c2099ac1-b2d4-4a41-9d2b-3ae8b4a2e3b1".parse().unwrap();
+        let submitted = build_artifact(&[pae('a'), pae('b')]).unwrap();
+        let now = build_artifact(&[legacy("r/api", 'a'), legacy("r/web", 'b')]).unwrap();
+        let e = check_same_payloads(&submitted.zip, &now).unwrap_err();
+        let message = s.resume_mismatch(&id, &submitted.zip, &now, &e).to_string();
+        assert!(!message.contains("another order"), "{message}");
+        assert!(message.contains("--format"), "{message}");
+        assert!(message.contains("2 .pae"), "{message}");
     }
 
     #[test]
