@@ -123,6 +123,15 @@ fn both_formats_go_in_one_request_and_each_verifier_finds_its_own() {
         expected.push(entry(n + 2, digest, "pae", generated(&fx, "bundle", image)));
     }
     assert_uploaded(&fx, &expected);
+    // Approvers are told of three images and both formats, not of six payloads.
+    let description = fx.server.requests()[0].fields["description"].clone();
+    assert!(
+        description.starts_with("sigbridge: cosign signatures and cosign 3 bundles for 3 images: "),
+        "{description}"
+    );
+    for (image, _) in &images {
+        assert!(description.contains(image.as_str()), "{description}");
+    }
     for (image, _) in &images {
         assert_verifies("cosign 3.1.1 verify", &cosign3_verify(&fx, image));
         fx.verify_with_cosign(image); // cosign 2.5 reads the legacy `.sig` signature
@@ -162,4 +171,20 @@ fn a_deferred_bundle_request_is_collected_with_resume() {
         assert_verifies("cosign 3.1.1 verify", &cosign3_verify(&fx, image));
         sigbridge_verify(&fx, image, None);
     }
+}
+
+#[test]
+fn one_image_in_bundle_format_is_payload_pae_at_the_root() {
+    let fx = Fixture::new(Approval::Auto);
+    let (image, _) = fx.image("spb-one/app");
+    let out = fx.sign(&["--format", "bundle"], &[&image]);
+    assert_code(&out, 0);
+    let requests = fx.server.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].artifact_name, "payload.pae.zip");
+    let files = requests[0].unsigned_files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, "payload.pae");
+    assert!(files[0].1 == generated(&fx, "bundle", &image));
+    assert_verifies("cosign 3.1.1 verify", &cosign3_verify(&fx, &image));
 }
