@@ -332,39 +332,33 @@ impl SignPathSigner {
         }
     }
 
-    /// What approvers see: the images (each once, with its repository when a legacy payload
-    /// names it; a PAE's statement names only the digest) and which formats are signed.
+    /// What approvers see: how many images, which formats, and the images.
     fn description(&self, artifact: &Artifact) -> String {
         if let Some(d) = &self.client.config().description {
             return d.clone();
         }
         let infos: Vec<PayloadInfo> = artifact.entries.iter().map(|(_, p)| inspect(p)).collect();
-        // Images in order of first appearance, keyed by digest (`both`: two payloads each).
-        let mut images: Vec<(Option<String>, Option<String>)> = Vec::new();
-        let mut unnamed = 0usize;
-        for info in &infos {
-            let Some(hex) = &info.digest_hex else {
-                unnamed += 1;
-                continue;
-            };
-            match images.iter_mut().find(|(d, _)| d.as_ref() == Some(hex)) {
-                Some((_, reference)) => {
-                    if reference.is_none() {
-                        reference.clone_from(&info.reference);
-                    }
-                }
-                None => images.push((Some(hex.clone()), info.reference.clone())),
-            }
-        }
-        let n = images.len() + unnamed;
-        let mut shown: Vec<String> = images
-            .iter()
-            .map(|(hex, reference)| {
-                let digest = format!("sha256:{}", hex.as_deref().unwrap_or_default());
-                match reference {
+        let of_kind = |kind| infos.iter().filter(move |i| i.kind == kind);
+        let (legacy, bundle) = (
+            of_kind(PayloadKind::Legacy).count(),
+            of_kind(PayloadKind::Pae).count(),
+        );
+        // One file per image and format (`both`: a payload and a PAE each), so the larger
+        // count is the number of images. Legacy payloads name the repository, PAEs only the
+        // digest: list the former when there are any.
+        let n = legacy.max(bundle);
+        let listed = if legacy > 0 {
+            PayloadKind::Legacy
+        } else {
+            PayloadKind::Pae
+        };
+        let mut shown: Vec<String> = of_kind(listed)
+            .filter_map(|i| {
+                let digest = format!("sha256:{}", i.digest_hex.as_deref()?);
+                Some(match &i.reference {
                     Some(r) => format!("{r}@{digest}"),
                     None => digest,
-                }
+                })
             })
             .collect();
         if shown.len() > 20 {
@@ -372,10 +366,8 @@ impl SignPathSigner {
             shown.truncate(20);
             shown.push(format!("and {more} more"));
         }
-        let legacy = infos.iter().any(|i| i.kind == PayloadKind::Legacy);
-        let bundle = infos.iter().any(|i| i.kind == PayloadKind::Pae);
         let s = if n == 1 { "" } else { "s" };
-        let what = match (legacy, bundle) {
+        let what = match (legacy > 0, bundle > 0) {
             (true, true) => format!("cosign signature{s} and cosign 3 bundle{s}"),
             (false, true) => format!("cosign 3 bundle signature{s}"),
             _ => format!("cosign signature{s}"),
@@ -683,6 +675,15 @@ mod tests {
             s.description(&bundles),
             format!("sigbridge: cosign 3 bundle signatures for 2 images: sha256:{a}, sha256:{b}")
         );
+        // The same digest in two repositories is two images.
+        let mirrored = build_artifact(&[
+            legacy("r/api", 'a'),
+            pae('a'),
+            legacy("m/api", 'a'),
+            pae('a'),
+        ])
+        .unwrap();
+        assert!(s.description(&mirrored).contains(" for 2 images: r/api@"));
         let one = build_artifact(&[legacy("r/api", 'a')]).unwrap();
         assert_eq!(
             s.description(&one),
