@@ -17,11 +17,13 @@ const ORG: &str = "c2099ac1-b2d4-4a41-9d2b-3ae8b4a2e3b1";
 const TOKEN: &str = "test-api-token-0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(120);
 
-struct Fixture {
+/// A SignPath-compatible server, a registry and the sigbridge command set up for both (also
+/// used by e2e_signpath_bundle).
+pub(crate) struct Fixture {
     dir: tempfile::TempDir,
-    reg: SharedRegistry,
-    server: SignPathServer,
-    public_key: PathBuf,
+    pub(crate) reg: SharedRegistry,
+    pub(crate) server: SignPathServer,
+    pub(crate) public_key: PathBuf,
     token_file: PathBuf,
 }
 
@@ -51,7 +53,7 @@ fn local_key(dir: &Path, name: &str) -> (sigbridge_local::LocalSigner, PathBuf) 
 }
 
 impl Fixture {
-    fn new(approval: Approval) -> Self {
+    pub(crate) fn new(approval: Approval) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sigbridge-signpath-")
             .tempdir()
@@ -78,14 +80,14 @@ impl Fixture {
         }
     }
 
-    fn uri(&self) -> String {
+    pub(crate) fn uri(&self) -> String {
         format!(
             "{}?artifact-configuration=cosign-raw&param.release=1.4.2",
             self.server.signer_uri(ORG, "my-images", "release-signing")
         )
     }
 
-    fn image(&self, repo: &str) -> (String, String) {
+    pub(crate) fn image(&self, repo: &str) -> (String, String) {
         let digest = push_image(&self.reg, repo, "1.0");
         (self.reg.image_ref(repo, &digest), digest)
     }
@@ -102,14 +104,14 @@ impl Fixture {
         cmd
     }
 
-    fn sigbridge(&self, args: &[&str]) -> Output {
+    pub(crate) fn sigbridge(&self, args: &[&str]) -> Output {
         let out = self.command().args(args).output().unwrap();
         let all = format!("{}{}", out.stdout_str(), out.stderr_str());
         assert!(!all.contains(TOKEN), "the token leaked:\n{all}");
         out
     }
 
-    fn sign(&self, extra: &[&str], images: &[&str]) -> Output {
+    pub(crate) fn sign(&self, extra: &[&str], images: &[&str]) -> Output {
         let uri = self.uri();
         let mut args = vec!["sign", "--signer", uri.as_str()];
         args.extend_from_slice(extra);
@@ -117,7 +119,7 @@ impl Fixture {
         self.sigbridge(&args)
     }
 
-    fn verify_with_cosign(&self, image: &str) {
+    pub(crate) fn verify_with_cosign(&self, image: &str) {
         let out = cosign_verify(&self.reg, &self.public_key, image, &[]);
         assert!(
             out.status.success(),
@@ -126,7 +128,7 @@ impl Fixture {
         );
     }
 
-    fn assert_nothing_attached(&self, repo: &str, digest: &str) {
+    pub(crate) fn assert_nothing_attached(&self, repo: &str, digest: &str) {
         let tag = format!("{}.sig", digest.replacen("sha256:", "sha256-", 1));
         let url = format!("{}/v2/{repo}/manifests/{tag}", self.reg.url());
         let resp = self
@@ -144,7 +146,7 @@ impl Fixture {
     }
 
     /// Approve the `n`-th request (1-based) once it exists.
-    fn approve_nth(&self, n: usize) -> String {
+    pub(crate) fn approve_nth(&self, n: usize) -> String {
         let reqs = self.server.wait_for_requests(n, WAIT);
         assert!(reqs.len() >= n, "no signing request arrived");
         let id = reqs[n - 1].id.clone();
@@ -154,7 +156,7 @@ impl Fixture {
 }
 
 #[track_caller]
-fn assert_code(out: &Output, code: i32) {
+pub(crate) fn assert_code(out: &Output, code: i32) {
     assert_eq!(out.status.code(), Some(code), "{}", out.describe());
 }
 

@@ -1,10 +1,13 @@
 //! The zip that goes to the service and the signed zip that comes back.
 //!
 //! Upload layout (the artifact configuration on the service must match it, see
-//! docs/signpath.md):
-//! - one payload: `payload.json` at the root (SignPath's documented cosign layout);
-//! - several payloads: `payloads/NNN-sha256-HEX.json` (NNN = 1-based position in the batch,
-//!   HEX = the image's manifest digest), one file per image, all under one approval.
+//! docs/signpath.md). A legacy simple-signing payload is a `.json` file, the DSSE PAE of a
+//! cosign 3 bundle (`--format bundle`) a `.pae` file; `--format both` sends both for each image.
+//! - one payload: `payload.json` (SignPath's documented cosign layout) or `payload.pae` at the
+//!   root, in `payload.json.zip` / `payload.pae.zip`;
+//! - several payloads: `payloads.zip` holding `payloads/NNN-sha256-HEX.json` or `.pae`
+//!   (NNN = 1-based position in the batch, HEX = the image's manifest digest), all under one
+//!   approval.
 //!
 //! The signed zip must hold `NAME.sig` next to each `NAME` (the `create-raw-signature`
 //! default `output-file-name="${file.name}.sig"`), may hold the payload copies (which must be
@@ -16,6 +19,8 @@ use std::io::{Cursor, Read as _, Write as _};
 use base64::Engine as _;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
+
+use crate::payload_kind::{inspect, PayloadInfo};
 
 /// Why an artifact could not be built or a returned one was refused.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +77,7 @@ pub enum ArtifactError {
         limit: u64,
     },
     /// Expected entries are missing.
-    #[error("the signed artifact lacks {}: the artifact configuration must create a raw signature named ${{file.name}}.sig for every payload file", .names.join(", "))]
+    #[error("the signed artifact lacks {}: the SignPath project's artifact configuration must create a raw signature named ${{file.name}}.sig for every payload file (payload.json and payloads/*.json, and for --format bundle or both the DSSE PAE files payload.pae and payloads/*.pae; see docs/signpath.md)", .names.join(", "))]
     Missing {
         /// The missing names.
         names: Vec<String>,
@@ -106,7 +111,7 @@ pub enum ArtifactError {
 /// The upload: zip bytes, the file name for the form part, and the payload entries in order.
 #[derive(Clone, Debug)]
 pub struct Artifact {
-    /// `payload.json.zip` or `payloads.zip`.
+    /// `payload.json.zip`, `payload.pae.zip` or `payloads.zip`.
     pub file_name: String,
     /// The zip.
     pub zip: Vec<u8>,
@@ -132,29 +137,22 @@ impl Default for ExtractLimits {
     }
 }
 
-fn manifest_hex(payload: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    let d = v
-        .get("critical")?
-        .get("image")?
-        .get("docker-manifest-digest")?
-        .as_str()?;
-    let hex = d.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| hex.to_ascii_lowercase())
-}
-
-/// The entry names for a batch (see the module docs).
+/// The entry names for a batch (see the module docs): the kind of each payload picks the
+/// extension, so that an artifact configuration can select legacy payloads and PAE files apart.
 pub fn entry_names(payloads: &[Vec<u8>]) -> Vec<String> {
-    if payloads.len() == 1 {
-        return vec!["payload.json".to_string()];
+    let infos: Vec<PayloadInfo> = payloads.iter().map(|p| inspect(p)).collect();
+    if let [only] = infos.as_slice() {
+        return vec![format!("payload.{}", only.kind.extension())];
     }
-    payloads
+    infos
         .iter()
         .enumerate()
-        .map(|(i, p)| match manifest_hex(p) {
-            Some(hex) => format!("payloads/{:03}-sha256-{hex}.json", i + 1),
-            None => format!("payloads/{:03}.json", i + 1),
+        .map(|(i, info)| {
+            let ext = info.kind.extension();
+            match &info.digest_hex {
+                Some(hex) => format!("payloads/{:03}-sha256-{hex}.{ext}", i + 1),
+                None => format!("payloads/{:03}.{ext}", i + 1),
+            }
         })
         .collect()
 }
@@ -177,13 +175,12 @@ pub fn build_artifact(payloads: &[Vec<u8>]) -> Result<Artifact, ArtifactError> {
         zip.write_all(payload).map_err(|e| fail(&e))?;
     }
     let bytes = zip.finish().map_err(|e| fail(&e))?.into_inner();
-    let file_name = if payloads.len() == 1 {
-        "payload.json.zip"
-    } else {
-        "payloads.zip"
+    let file_name = match names.as_slice() {
+        [only] => format!("{only}.zip"),
+        _ => "payloads.zip".to_string(),
     };
     Ok(Artifact {
-        file_name: file_name.to_string(),
+        file_name,
         zip: bytes,
         entries: names.into_iter().zip(payloads.iter().cloned()).collect(),
     })
@@ -451,6 +448,60 @@ mod tests {
             format!("payloads/002-sha256-{}.json", "b".repeat(64))
         );
         assert_eq!(names[2], "payloads/003.json");
+    }
+
+    /// A DSSE PAE over a cosign 3 statement for the digest `sha256:<hex_char x 64>`, as
+    /// `sign --format bundle` hands it to the signer.
+    fn pae(hex_char: char) -> Vec<u8> {
+        let hex: String = std::iter::repeat_n(hex_char, 64).collect();
+        let statement = format!(
+            r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"digest":{{"sha256":"{hex}"}},"annotations":{{}}}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{{}}}}"#
+        );
+        let t = "application/vnd.in-toto+json";
+        format!("DSSEv1 {} {t} {} {statement}", t.len(), statement.len()).into_bytes()
+    }
+
+    #[test]
+    fn pae_payloads_get_names_of_their_own() {
+        let one = build_artifact(&[pae('a')]).unwrap();
+        assert_eq!(one.file_name, "payload.pae.zip");
+        assert_eq!(one.entries[0].0, "payload.pae");
+
+        // `--format both`: each image's legacy payload, then its PAE, all in one request.
+        let names = entry_names(&[payload('a'), pae('a'), payload('b'), pae('b')]);
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        assert_eq!(
+            names,
+            vec![
+                format!("payloads/001-sha256-{a}.json"),
+                format!("payloads/002-sha256-{a}.pae"),
+                format!("payloads/003-sha256-{b}.json"),
+                format!("payloads/004-sha256-{b}.pae"),
+            ]
+        );
+        // Bytes that only look like a PAE keep the generic name.
+        assert_eq!(
+            entry_names(&[payload('a'), b"DSSEv1 3 x".to_vec()])[1],
+            "payloads/002.json"
+        );
+    }
+
+    #[test]
+    fn mixed_signatures_come_back_matched_to_their_payloads() {
+        let a = build_artifact(&[payload('a'), pae('a'), payload('b'), pae('b')]).unwrap();
+        // The service may order the signed zip any way it likes.
+        let sigs: Vec<Vec<u8>> = (1..=4u8).map(|i| vec![i; 70]).collect();
+        let names: Vec<String> = a.entries.iter().map(|(n, _)| format!("{n}.sig")).collect();
+        let z = zip_of(&[
+            (&names[3], &sigs[3]),
+            (&names[1], &sigs[1]),
+            (&names[0], &sigs[0]),
+            (&names[2], &sigs[2]),
+        ]);
+        assert_eq!(
+            extract_signatures(&z, &a.entries, &ExtractLimits::default()).unwrap(),
+            sigs
+        );
     }
 
     #[test]

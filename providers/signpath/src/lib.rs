@@ -1,8 +1,9 @@
 //! sigbridge signing provider for SignPath-style REST signing services.
 //!
-//! One `sign` call is one signing request: every payload of the batch goes into one zip
-//! (`payload.json` for a single image, `payloads/NNN-sha256-HEX.json` for several), so that one
-//! approval covers a whole release. The request is submitted with
+//! One `sign` call is one signing request: every payload of the batch goes into one zip, so that
+//! one approval covers a whole release. Legacy payloads are `.json` files and the DSSE PAEs of
+//! cosign 3 bundles `.pae` files (`payload.json` / `payload.pae` alone, or
+//! `payloads/NNN-sha256-HEX.json|pae` for several), so an artifact configuration can select each. The request is submitted with
 //! `POST {base}/v1/{org}/SigningRequests/SubmitWithArtifact` (201 + `Location`), polled until it
 //! reaches a final status (with backoff, `Retry-After` and bounded retries of idempotent calls),
 //! and on `Completed` the signed zip is downloaded (bounded) and opened defensively: exactly the
@@ -19,6 +20,7 @@ mod artifact;
 mod client;
 mod config;
 mod id;
+mod payload_kind;
 mod progress;
 mod provider;
 mod retry;
@@ -29,6 +31,7 @@ pub use artifact::{build_artifact, extract_signatures, Artifact, ArtifactError, 
 pub use client::{ClientError, SignPathClient};
 pub use config::{ConfigError, SignPathConfig, TokenSource};
 pub use id::RequestId;
+pub use payload_kind::{inspect as inspect_payload, PayloadInfo, PayloadKind};
 pub use progress::{Reporter, WaitReporter};
 pub use provider::{open_signpath, SignPathProvider};
 pub use retry::{parse_retry_after, RetryPolicy};

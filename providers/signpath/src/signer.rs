@@ -15,6 +15,7 @@ use crate::artifact::{
 use crate::client::{ClientError, SignPathClient};
 use crate::config::SignPathConfig;
 use crate::id::RequestId;
+use crate::payload_kind::{inspect, PayloadInfo, PayloadKind};
 use crate::progress::{Reporter, WaitReporter};
 use crate::retry::{jitter, RetryPolicy};
 use crate::status::{RequestStatus, Status};
@@ -125,8 +126,9 @@ fn client_err(e: ClientError) -> SignerError {
     SignerError::wrap(e.kind(), e)
 }
 
-/// The digests a request's zip was built for, in submission order, from its entry names
-/// (`payloads/NNN-sha256-HEX.json`); empty when the names do not carry them (one payload).
+/// The digests a request's zip was built for, in submission order and each once (`--format
+/// both` has two files per image), from its entry names (`payloads/NNN-sha256-HEX.json` or
+/// `.pae`); empty when the names do not carry them (one payload).
 fn digests_in_zip(zip: &[u8]) -> Vec<String> {
     let Ok(mut archive) = zip::ZipArchive::new(std::io::Cursor::new(zip)) else {
         return Vec::new();
@@ -134,16 +136,40 @@ fn digests_in_zip(zip: &[u8]) -> Vec<String> {
     let mut named: Vec<(u32, String)> = (0..archive.len())
         .filter_map(|i| {
             let file = archive.by_index_raw(i).ok()?;
-            let rest = file
-                .name()
-                .strip_prefix("payloads/")?
-                .strip_suffix(".json")?;
+            let rest = file.name().strip_prefix("payloads/")?;
+            let rest = [".json", ".pae"]
+                .iter()
+                .find_map(|ext| rest.strip_suffix(ext))?;
             let (n, hex) = rest.split_once("-sha256-")?;
             Some((n.parse().ok()?, format!("sha256:{hex}")))
         })
         .collect();
     named.sort();
-    named.into_iter().map(|(_, d)| d).collect()
+    let mut seen = std::collections::HashSet::new();
+    named
+        .into_iter()
+        .filter_map(|(_, d)| seen.insert(d.clone()).then_some(d))
+        .collect()
+}
+
+/// How many files of each kind a request's zip holds: `2 .json, 2 .pae`.
+fn kinds_in_zip(zip: &[u8]) -> String {
+    let Ok(mut archive) = zip::ZipArchive::new(std::io::Cursor::new(zip)) else {
+        return "an unreadable zip".to_string();
+    };
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..archive.len() {
+        if let Ok(file) = archive.by_index_raw(i) {
+            if let Some((_, ext)) = file.name().rsplit_once('.').filter(|_| !file.is_dir()) {
+                *counts.entry(format!(".{ext}")).or_default() += 1;
+            }
+        }
+    }
+    counts
+        .iter()
+        .map(|(ext, n)| format!("{n} {ext}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What IMAGE... in a suggested resume command stands for.
@@ -235,7 +261,12 @@ impl SignPathSigner {
             let mut b = ours.clone();
             a.sort();
             b.sort();
-            if a == b {
+            if submitted == ours {
+                format!(
+                    "it holds these images in this order, so the files differ in format, annotations or identity: give the same --format, -a and --identity as when it was submitted (it holds {})",
+                    kinds_in_zip(unsigned)
+                )
+            } else if a == b {
                 format!(
                     "it holds the same images in another order, and the order matters: give them in the order they were submitted: {}",
                     short_list(&submitted)
@@ -301,35 +332,47 @@ impl SignPathSigner {
         }
     }
 
+    /// What approvers see: how many images, which formats, and the images.
     fn description(&self, artifact: &Artifact) -> String {
         if let Some(d) = &self.client.config().description {
             return d.clone();
         }
-        let mut images: Vec<String> = artifact
-            .entries
-            .iter()
-            .filter_map(|(_, p)| {
-                let v: serde_json::Value = serde_json::from_slice(p).ok()?;
-                let c = v.get("critical")?;
-                Some(format!(
-                    "{}@{}",
-                    c.get("identity")?.get("docker-reference")?.as_str()?,
-                    c.get("image")?.get("docker-manifest-digest")?.as_str()?
-                ))
+        let infos: Vec<PayloadInfo> = artifact.entries.iter().map(|(_, p)| inspect(p)).collect();
+        let of_kind = |kind| infos.iter().filter(move |i| i.kind == kind);
+        let (legacy, bundle) = (
+            of_kind(PayloadKind::Legacy).count(),
+            of_kind(PayloadKind::Pae).count(),
+        );
+        // One file per image and format (`both`: a payload and a PAE each), so the larger
+        // count is the number of images. Legacy payloads name the repository, PAEs only the
+        // digest: list the former when there are any.
+        let n = legacy.max(bundle);
+        let listed = if legacy > 0 {
+            PayloadKind::Legacy
+        } else {
+            PayloadKind::Pae
+        };
+        let mut shown: Vec<String> = of_kind(listed)
+            .filter_map(|i| {
+                let digest = format!("sha256:{}", i.digest_hex.as_deref()?);
+                Some(match &i.reference {
+                    Some(r) => format!("{r}@{digest}"),
+                    None => digest,
+                })
             })
             .collect();
-        let n = artifact.entries.len();
-        if images.len() > 20 {
-            let more = images.len() - 20;
-            images.truncate(20);
-            images.push(format!("and {more} more"));
+        if shown.len() > 20 {
+            let more = shown.len() - 20;
+            shown.truncate(20);
+            shown.push(format!("and {more} more"));
         }
-        format!(
-            "sigbridge: cosign signature{} for {n} image{}: {}",
-            if n == 1 { "" } else { "s" },
-            if n == 1 { "" } else { "s" },
-            images.join(", ")
-        )
+        let s = if n == 1 { "" } else { "s" };
+        let what = match (legacy > 0, bundle > 0) {
+            (true, true) => format!("cosign signature{s} and cosign 3 bundle{s}"),
+            (false, true) => format!("cosign 3 bundle signature{s}"),
+            _ => format!("cosign signature{s}"),
+        };
+        format!("sigbridge: {what} for {n} image{s}: {}", shown.join(", "))
     }
 
     /// Poll until the request reaches a final status or the wait limit passes.
@@ -582,5 +625,100 @@ impl SignPathSigner {
         })?;
         self.check_request_certificate(id).await?;
         Ok(SignOutcome::Signed(signatures))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> SignPathSigner {
+        let env = |k: &str| (k == "SIGNPATH_API_TOKEN").then(|| "t0k3n".to_string());
+        let config = SignPathConfig::from_uri("signpath+http://127.0.0.1:9/o/p/s", &env).unwrap();
+        SignPathSigner::new(config, SignPathOptions::default()).unwrap()
+    }
+
+    fn legacy(repo: &str, c: char) -> Vec<u8> {
+        let hex: String = std::iter::repeat_n(c, 64).collect();
+        format!(r#"{{"critical":{{"identity":{{"docker-reference":"{repo}"}},"image":{{"docker-manifest-digest":"sha256:{hex}"}},"type":"cosign container image signature"}},"optional":null}}"#).into_bytes()
+    }
+
+    fn pae(c: char) -> Vec<u8> {
+        let hex: String = std::iter::repeat_n(c, 64).collect();
+        let statement = format!(
+            r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"digest":{{"sha256":"{hex}"}},"annotations":{{}}}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{{}}}}"#
+        );
+        format!(
+            "DSSEv1 28 application/vnd.in-toto+json {} {statement}",
+            statement.len()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn the_description_counts_images_not_payloads_and_names_the_formats() {
+        let s = signer();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let both = build_artifact(&[
+            legacy("r/api", 'a'),
+            pae('a'),
+            legacy("r/web", 'b'),
+            pae('b'),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.description(&both),
+            format!("sigbridge: cosign signatures and cosign 3 bundles for 2 images: r/api@sha256:{a}, r/web@sha256:{b}")
+        );
+        let bundles = build_artifact(&[pae('a'), pae('b')]).unwrap();
+        assert_eq!(
+            s.description(&bundles),
+            format!("sigbridge: cosign 3 bundle signatures for 2 images: sha256:{a}, sha256:{b}")
+        );
+        // The same digest in two repositories is two images.
+        let mirrored = build_artifact(&[
+            legacy("r/api", 'a'),
+            pae('a'),
+            legacy("m/api", 'a'),
+            pae('a'),
+        ])
+        .unwrap();
+        assert!(s.description(&mirrored).contains(" for 2 images: r/api@"));
+        let one = build_artifact(&[legacy("r/api", 'a')]).unwrap();
+        assert_eq!(
+            s.description(&one),
+            format!("sigbridge: cosign signature for 1 image: r/api@sha256:{a}")
+        );
+    }
+
+    #[test]
+    fn resuming_a_bundle_request_as_legacy_is_not_called_a_reordering() {
+        let s = signer();
+        let id: RequestId = "c2099ac1-b2d4-4a41-9d2b-3ae8b4a2e3b1".parse().unwrap();
+        let submitted = build_artifact(&[pae('a'), pae('b')]).unwrap();
+        let now = build_artifact(&[legacy("r/api", 'a'), legacy("r/web", 'b')]).unwrap();
+        let e = check_same_payloads(&submitted.zip, &now).unwrap_err();
+        let message = s.resume_mismatch(&id, &submitted.zip, &now, &e).to_string();
+        assert!(!message.contains("another order"), "{message}");
+        assert!(message.contains("--format"), "{message}");
+        assert!(message.contains("2 .pae"), "{message}");
+    }
+
+    #[test]
+    fn resume_advice_lists_each_image_once_for_both_formats() {
+        let both = build_artifact(&[
+            legacy("r/api", 'a'),
+            pae('a'),
+            legacy("r/web", 'b'),
+            pae('b'),
+        ])
+        .unwrap();
+        assert_eq!(
+            digests_in_zip(&both.zip),
+            vec![
+                format!("sha256:{}", "a".repeat(64)),
+                format!("sha256:{}", "b".repeat(64))
+            ]
+        );
     }
 }

@@ -17,8 +17,9 @@
 //!   (SignPath documents that approve/deny REST routes exist but their names are only in its
 //!   swagger; these names are this server's guess);
 //! - the signed zip holds every uploaded file plus `NAME.sig` (binary raw signature) for each
-//!   `payload.json` / `payloads/*.json`, as a `create-raw-signature` artifact configuration with
-//!   `output-file-name="${file.name}.sig"` does.
+//!   legacy payload (`payload.json`, `payloads/*.json`) and each DSSE PAE (`payload.pae`,
+//!   `payloads/*.pae`), as the `create-raw-signature` artifact configuration with
+//!   `output-file-name="${file.name}.sig"` in docs/signpath.md does (see `artifact_config`).
 //!
 //! Switches ([`Faults`], [`Behaviour`]) inject 429 with `Retry-After`, 503, dropped
 //! connections, slow downloads, processing failures, odd signature encodings, signatures from
@@ -28,6 +29,7 @@
 // Handlers return `Result<_, Response>`; boxing every error response buys nothing here.
 #![allow(clippy::result_large_err)]
 
+mod artifact_config;
 mod cert;
 mod routes;
 
@@ -40,6 +42,7 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use sigbridge_local::LocalSigner;
 
+pub use artifact_config::PATTERNS as ARTIFACT_CONFIGURATION_PATTERNS;
 pub use cert::{self_signed, CertError};
 
 /// Whether requests wait for a person.
@@ -188,6 +191,12 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
+    /// The files of the uploaded zip (directories left out), in zip order: what the artifact
+    /// configuration was applied to. Empty when the upload is not a readable zip.
+    pub fn unsigned_files(&self) -> Vec<(String, Vec<u8>)> {
+        routes::zip_files(&self.unsigned).unwrap_or_default()
+    }
+
     fn is_final(&self) -> bool {
         matches!(
             self.status.as_str(),

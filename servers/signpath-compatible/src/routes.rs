@@ -618,15 +618,6 @@ fn shared_runtime(shared: &Shared) -> Option<tokio::runtime::Handle> {
     shared.runtime.lock().ok().and_then(|r| r.clone())
 }
 
-/// The files an artifact configuration like the documented one signs: `payload.json` at the
-/// root and every `payloads/*.json`.
-fn is_signed_file(name: &str) -> bool {
-    name == "payload.json"
-        || name
-            .strip_prefix("payloads/")
-            .is_some_and(|rest| rest.ends_with(".json") && !rest.contains('/'))
-}
-
 fn signature_for(
     shared: &Shared,
     payload: &[u8],
@@ -657,14 +648,8 @@ fn signature_for(
     })
 }
 
-fn sign_zip(
-    shared: &Shared,
-    unsigned: &[u8],
-    behaviour: &crate::Behaviour,
-) -> Result<Vec<u8>, String> {
-    if behaviour.zip == SignedZip::Garbage {
-        return Ok(b"this is not a zip file, it is an error page\n".repeat(20));
-    }
+/// The files of an uploaded zip (at most 10 000, each cut at 16 MiB), directories left out.
+pub(crate) fn zip_files(unsigned: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut archive = ZipArchive::new(Cursor::new(unsigned))
         .map_err(|e| format!("the artifact is not a zip file: {e}"))?;
     let mut files = Vec::new();
@@ -681,9 +666,27 @@ fn sign_zip(
             .map_err(|e| e.to_string())?;
         files.push((name, buf));
     }
-    let signed: Vec<&(String, Vec<u8>)> = files.iter().filter(|(n, _)| is_signed_file(n)).collect();
+    Ok(files)
+}
+
+fn sign_zip(
+    shared: &Shared,
+    unsigned: &[u8],
+    behaviour: &crate::Behaviour,
+) -> Result<Vec<u8>, String> {
+    if behaviour.zip == SignedZip::Garbage {
+        return Ok(b"this is not a zip file, it is an error page\n".repeat(20));
+    }
+    let files = zip_files(unsigned)?;
+    let signed: Vec<&(String, Vec<u8>)> = files
+        .iter()
+        .filter(|(n, _)| crate::artifact_config::signs(n))
+        .collect();
     if signed.is_empty() {
-        return Err("Expected path 'payload.json' or 'payloads/*.json' to match at least 1 item, but found 0".into());
+        return Err(format!(
+            "Expected one of the paths {} to match at least 1 item, but found 0",
+            crate::artifact_config::PATTERNS.join(", ")
+        ));
     }
     let mut out = ZipWriter::new(Cursor::new(Vec::new()));
     let o = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
@@ -693,7 +696,7 @@ fn sign_zip(
             break;
         }
         out.start_file(name.as_str(), o).map_err(w)?;
-        if behaviour.zip == SignedZip::ModifiedPayload && is_signed_file(name) {
+        if behaviour.zip == SignedZip::ModifiedPayload && crate::artifact_config::signs(name) {
             out.write_all(&bytes.to_ascii_uppercase())
                 .map_err(|e| e.to_string())?;
         } else {
