@@ -20,6 +20,9 @@
 #      MEMORY_N=10000       also reports sigbridge's peak RSS for 100 and MEMORY_N images (local).
 #      PKCS11=0             skips the SoftHSM contender.  LOOPS=0 skips the per-image loops.
 #      INSTALL=0            does not run scripts/install-test-deps.sh (as root it otherwise does).
+#      CONTENDERS=a,b       runs only these contenders (names as in the table; the ratios that
+#                           need a missing one print -).
+#      KEEP_WORK=1          keeps the work directory (registry log, each contender's output).
 #      PROFILE=debug        measures a debug build (only to try the script; figures mean nothing).
 # Each contender signs into its own fresh repository holding the same images (same digests,
 # pushed with a fixed seed), so no contender sees another's signatures. Requests per image are
@@ -84,7 +87,11 @@ WORK="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 REG="127.0.0.1:$PORT"
 REGISTRY_PID=; PROXY_PID=
-trap 'kill $REGISTRY_PID $PROXY_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+if [ "${KEEP_WORK:-0}" = 1 ]; then
+  trap 'kill $REGISTRY_PID $PROXY_PID 2>/dev/null || true; echo "# kept $WORK" >&2' EXIT
+else
+  trap 'kill $REGISTRY_PID $PROXY_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+fi
 
 # The demos' registry (scripts/local-registry.sh) with its access log on: one line per request,
 # which is how requests per image are counted.
@@ -137,7 +144,9 @@ fi
 
 peak_mib() { awk '/Maximum resident/ {printf "%.1f", $6/1024}' "$1"; }
 now() { date +%s.%N; }
-log_lines() { sleep 0.2; wc -l < "$WORK/registry.log"; }   # the last request's line lands after its answer
+# Access-log lines only (`... [date] "GET /v2/... HTTP/1.1" 200 ...`): the registry also logs
+# each 404 as an error line. The last request's line lands just after its answer, hence the pause.
+log_lines() { sleep 0.2; grep -cE '^[^ ]+ - [^ ]+ \[[^]]+\] "[A-Z]+ /v2/' "$WORK/registry.log" || true; }
 SEED=$RANDOM$RANDOM
 ROWS="$WORK/rows.tsv"; : > "$ROWS"      # network, contender, images, images/s, peak RSS, requests/image
 RATIOS="$WORK/ratios.tsv"; : > "$RATIOS"
@@ -165,11 +174,14 @@ record() {
   printf '# %-22s %5s images %8.1f images/s\n' "$name" "$count" "$rate" >&2
 }
 
+wanted() { [ -z "${CONTENDERS:-}" ] || [[ ",$CONTENDERS," == *",$1,"* ]]; }
+
 failed() { echo "# the $1 contender failed; its row is left out. Last lines of its output:" >&2; tail -5 "$2" >&2; }
 
 # floor REPO COUNT
 run_floor() {
   local repo="$NETID-floor" count="$1" before start end out
+  wanted floor || return 0
   prepare "$repo" "$count"; before="$(log_lines)"; start=$(now)
   out="$("$EX/registry-floor" "$HOST" "$JOBS" < "$WORK/$repo.floor")"; end=$(now)
   if grep -q ', 0 failed' <<<"$out"; then record floor "$count" "$start" "$end" - "$before"
@@ -180,11 +192,13 @@ run_floor() {
 run_sigbridge() {
   local name="$1" count="$2"; shift 2
   local repo="$NETID-$name" before start end
+  wanted "$name" || return 0
   prepare "$repo" "$count"; before="$(log_lines)"; start=$(now)
   if /usr/bin/time -v "$SB" sign "$@" --images-from "$WORK/$repo.digests" --jobs "$JOBS" -o json \
        > "$WORK/$repo.out" 2> "$WORK/$repo.err"; then
     end=$(now)
-    if [ "$(grep -c '"outcome":"attached"' "$WORK/$repo.out")" = "$count" ]; then
+    # One line per image and format written (`both` writes two); every image must be attached.
+    if [ "$(grep '"outcome":"attached"' "$WORK/$repo.out" | grep -o '"digest":"sha256:[0-9a-f]*"' | sort -u | wc -l)" = "$count" ]; then
       record "$name" "$count" "$start" "$end" "$(peak_mib "$WORK/$repo.err")" "$before"
       return
     fi
@@ -198,6 +212,7 @@ run_sigbridge() {
 run_cosign_one() {
   local name="$1" bin="$2" count="$3"; shift 3
   local repo="$NETID-$name" before start end
+  wanted "$name" || return 0
   prepare "$repo" "$count"; : > "$WORK/$repo.calls"; before="$(log_lines)"; start=$(now)
   if HOME="$WORK" /usr/bin/time -v xargs -d '\n' -a "$WORK/$repo.digests" \
        sh -c 'echo >> "$0"; exec "$@"' "$WORK/$repo.calls" \
@@ -216,6 +231,7 @@ run_cosign_one() {
 run_loop() {
   local name="$1" count="$2" list="$3"; shift 3
   local repo="$NETID-$name" before start end maxmem=0 m ref
+  wanted "$name" || return 0
   prepare "$repo" "$count"; before="$(log_lines)"; start=$(now)
   while read -r ref; do
     if ! HOME="$WORK" /usr/bin/time -f %M -o "$WORK/loop.mem" "${@/\{\}/$ref}" > "$WORK/$repo.err" 2>&1; then
