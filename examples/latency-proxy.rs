@@ -41,7 +41,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Accepts connections for ever, relaying each to `upstream` with `one_way` added each way.
-async fn serve(listener: TcpListener, upstream: SocketAddr, one_way: Duration) -> anyhow::Result<()> {
+async fn serve(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    one_way: Duration,
+) -> anyhow::Result<()> {
     loop {
         let (client, _) = listener.accept().await?;
         let accepted = Instant::now();
