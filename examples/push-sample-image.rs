@@ -2,6 +2,8 @@
 //!
 //! Usage: `cargo run --example push-sample-image -- 127.0.0.1:5000/demo/hello:1.0 [COUNT]`
 //! With COUNT > 1, pushes COUNT distinct images tagged `<tag>-<n>` and prints each digest.
+//! With `SAMPLE_IMAGE_SEED=<u64>` the images are the same on every run with that seed, so the
+//! benchmark can push identical images into a fresh repository per contender.
 
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -17,6 +19,11 @@ async fn main() -> anyhow::Result<()> {
     let count: usize = args.next().map(|c| c.parse()).transpose()?.unwrap_or(1);
     let reference = ImageReference::parse(&target)?;
     let tag = reference.tag().unwrap_or("latest").to_string();
+    let seed: Option<u64> = std::env::var("SAMPLE_IMAGE_SEED")
+        .ok()
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("SAMPLE_IMAGE_SEED must be an unsigned integer: {e}"))?;
     let client = RegistryClient::new(RegistryOptions::default())?;
     let pushes = futures::stream::iter(0..count)
         .map(|n| {
@@ -27,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
                 format!("{tag}-{n}")
             };
             async move {
-                let digest = push_one(client, reference, &tag, n).await?;
+                let digest = push_one(client, reference, &tag, n, seed).await?;
                 anyhow::Ok(format!("{}:{tag}@{digest}", reference.repository()))
             }
         })
@@ -44,9 +51,10 @@ async fn push_one(
     reference: &ImageReference,
     tag: &str,
     n: usize,
+    seed: Option<u64>,
 ) -> anyhow::Result<Digest> {
     let repo = reference.repository();
-    let nonce: u64 = rand::random();
+    let nonce: u64 = seed.unwrap_or_else(rand::random);
     let content = format!("hello from sigbridge's sample image {n} ({nonce:016x})\n");
     let layer = tar_with_one_file("hello.txt", content.as_bytes());
     let layer_digest = Digest::of(&layer);
