@@ -130,33 +130,49 @@ async fn write<'a>(
     duplicate: &DuplicateCheck<'_>,
 ) -> Result<SigTagWrite<'a>> {
     let repo = &location.repository;
-    // Blobs go up before the manifest is read: it keeps the read-to-write window, in which a
-    // concurrent writer can slip in, as short as possible. A duplicate costs one small wasted
-    // upload; re-uploading existing content is harmless.
-    for env in new {
-        ops.upload_blob(repo, &Digest::of(&env.blob), Bytes::from(env.blob.clone()))
-            .await?;
-    }
-    let existing = read_manifest(ops, &location).await?;
-    let docker_types = existing
-        .as_ref()
-        .is_some_and(|m| m.media_type.as_deref() == Some(media_types::DOCKER_MANIFEST));
-    let seen: Vec<Descriptor> = existing.map(|m| m.layers).unwrap_or_default();
-    let mut outcomes = Vec::with_capacity(new.len());
-    let mut ours: Vec<Descriptor> = Vec::new();
-    for env in new {
-        let layer = env.descriptor();
-        if seen
-            .iter()
-            .chain(ours.iter())
-            .any(|l| same_layer(l, &layer) || duplicate(l, env))
-        {
-            outcomes.push(AttachOutcome::AlreadyPresent);
-            continue;
+    // Independent requests go out together, so an image costs round trips only where one
+    // request needs another's answer: our layers upload while the manifest is read, and the
+    // config (which lists every layer, so it needs the read) uploads while they finish. The
+    // read-to-write window, in which a concurrent writer can slip in, stays one config upload
+    // and one PUT. A duplicate costs one small wasted upload; re-uploading content is harmless.
+    let upload_layers = futures::future::try_join_all(new.iter().map(|env| async move {
+        let digest = Digest::of(&env.blob);
+        ops.upload_blob(repo, &digest, Bytes::from(env.blob.clone()))
+            .await
+    }));
+    let read_and_prepare = async {
+        let existing = read_manifest(ops, &location).await?;
+        let docker_types = existing
+            .as_ref()
+            .is_some_and(|m| m.media_type.as_deref() == Some(media_types::DOCKER_MANIFEST));
+        let seen: Vec<Descriptor> = existing.map(|m| m.layers).unwrap_or_default();
+        let mut outcomes = Vec::with_capacity(new.len());
+        let mut ours: Vec<Descriptor> = Vec::new();
+        for env in new {
+            let layer = env.descriptor();
+            if seen
+                .iter()
+                .chain(ours.iter())
+                .any(|l| same_layer(l, &layer) || duplicate(l, env))
+            {
+                outcomes.push(AttachOutcome::AlreadyPresent);
+                continue;
+            }
+            ours.push(layer);
+            outcomes.push(AttachOutcome::Attached);
         }
-        ours.push(layer);
-        outcomes.push(AttachOutcome::Attached);
-    }
+        let prepared = if ours.is_empty() {
+            None
+        } else {
+            Some(prepare_manifest(ops, &location, &merge_layers(&seen, &ours), docker_types).await?)
+        };
+        Ok::<_, Error>((docker_types, seen, ours, outcomes, prepared))
+    };
+    let (_, (docker_types, seen, ours, outcomes, prepared)) = futures::future::try_join(
+        async { upload_layers.await.map_err(Error::from) },
+        read_and_prepare,
+    )
+    .await?;
     let mut written = SigTagWrite {
         ops,
         location,
@@ -167,8 +183,10 @@ async fn write<'a>(
         round: 0,
         written_at: Instant::now(),
     };
-    if written.needs_confirmation() {
-        rewrite(&mut written).await?;
+    if let Some(prepared) = prepared {
+        written.round = 1;
+        put_manifest(ops, &written.location, &prepared).await?;
+        written.written_at = Instant::now();
     }
     Ok(written)
 }
@@ -176,14 +194,8 @@ async fn write<'a>(
 async fn rewrite(w: &mut SigTagWrite<'_>) -> Result<()> {
     w.round += 1;
     let layers = merge_layers(&w.seen, &w.ours);
-    if layers.len() > MAX_SIGNATURE_LAYERS {
-        return Err(Error::UnsafeSignatureManifest(format!(
-            "{} would hold {} signatures; cosign refuses to read more than {MAX_SIGNATURE_LAYERS}",
-            w.location,
-            layers.len()
-        )));
-    }
-    write_manifest(w.ops, &w.location, &layers, w.docker_types).await?;
+    let prepared = prepare_manifest(w.ops, &w.location, &layers, w.docker_types).await?;
+    put_manifest(w.ops, &w.location, &prepared).await?;
     w.written_at = Instant::now();
     Ok(())
 }
@@ -259,12 +271,28 @@ async fn read_manifest(
     Ok(Some(manifest))
 }
 
-async fn write_manifest(
+/// A signature manifest ready to PUT: its config is uploaded.
+struct PreparedManifest {
+    manifest_type: &'static str,
+    body: Bytes,
+    config_digest: Digest,
+    config: Bytes,
+}
+
+/// Build the manifest holding `layers` and upload its config; refuses more layers than
+/// cosign reads.
+async fn prepare_manifest(
     ops: &dyn RegistryOps,
     location: &SignatureLocation,
     layers: &[Descriptor],
     docker_types: bool,
-) -> Result<()> {
+) -> Result<PreparedManifest> {
+    if layers.len() > MAX_SIGNATURE_LAYERS {
+        return Err(Error::UnsafeSignatureManifest(format!(
+            "{location} would hold {} signatures; cosign refuses to read more than {MAX_SIGNATURE_LAYERS}",
+            layers.len()
+        )));
+    }
     let config = config_blob(layers);
     let (manifest_type, config_type) = if docker_types {
         (media_types::DOCKER_MANIFEST, media_types::DOCKER_CONFIG)
@@ -281,15 +309,28 @@ async fn write_manifest(
         Descriptor::new(config_type, config_digest.clone(), config_size),
         layers.to_vec(),
     );
-    let body = Bytes::from(manifest.to_vec());
+    Ok(PreparedManifest {
+        manifest_type,
+        body: Bytes::from(manifest.to_vec()),
+        config_digest,
+        config,
+    })
+}
+
+/// PUT a prepared manifest at the tag, retrying while the registry briefly does not see a blob.
+async fn put_manifest(
+    ops: &dyn RegistryOps,
+    location: &SignatureLocation,
+    prepared: &PreparedManifest,
+) -> Result<()> {
     let mut attempt = 0;
     loop {
         match ops
             .put_manifest(
                 &location.repository,
                 &location.tag,
-                manifest_type,
-                body.clone(),
+                prepared.manifest_type,
+                prepared.body.clone(),
             )
             .await
         {
@@ -299,8 +340,12 @@ async fn write_manifest(
                 tracing::info!(%location, attempt, "the registry briefly did not see a blob the signature manifest references (a concurrent upload of the same blob); retrying the write");
                 tokio::time::sleep(confirm_delay(attempt)).await;
                 // Re-upload the config: cheap, and harmless if it is there.
-                ops.upload_blob(&location.repository, &config_digest, config.clone())
-                    .await?;
+                ops.upload_blob(
+                    &location.repository,
+                    &prepared.config_digest,
+                    prepared.config.clone(),
+                )
+                .await?;
             }
             Err(e) => return Err(e.into()),
         }
