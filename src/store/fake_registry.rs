@@ -32,6 +32,8 @@ pub struct State {
     pub layers_lost: usize,
     /// Whether the registry implements the OCI 1.1 referrers API.
     pub referrers_api: bool,
+    /// Referrers API lookups asked (answered or not).
+    pub referrers_lookups: u32,
 }
 
 #[derive(Clone, Default)]
@@ -199,7 +201,8 @@ impl RegistryOps for FakeRegistry {
         repo: &Repository,
         subject: &Digest,
     ) -> Result<Option<ImageIndex>, RegistryError> {
-        let s = self.state();
+        let mut s = self.state();
+        s.referrers_lookups += 1;
         if !s.referrers_api {
             return Ok(None);
         }

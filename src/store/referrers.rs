@@ -49,6 +49,10 @@ pub struct ReferrersStore<'a> {
     ops: &'a dyn RegistryOps,
     artifact_type: String,
     repository_override: Option<Repository>,
+    /// Whether each registry (by host) has the referrers API, once one lookup has told. A
+    /// registry does not gain or lose the API within a run, so later images skip the probe
+    /// (a 404 on registries without it) and go straight to the store that applies.
+    api_support: std::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
 
 impl<'a> ReferrersStore<'a> {
@@ -59,6 +63,7 @@ impl<'a> ReferrersStore<'a> {
             ops,
             artifact_type: artifact_type.into(),
             repository_override: None,
+            api_support: Default::default(),
         }
     }
 
@@ -76,10 +81,85 @@ impl<'a> ReferrersStore<'a> {
         location: &SignatureLocation,
         subject: &Digest,
     ) -> Result<(Vec<Descriptor>, bool)> {
-        if let Some(index) = self.ops.referrers(&location.repository, subject).await? {
-            return Ok((checked_count(location, index.manifests)?, true));
+        if self.known_api(location) != Some(false) {
+            let answer = self.ops.referrers(&location.repository, subject).await?;
+            self.learn_api(location, answer.is_some());
+            if let Some(index) = answer {
+                return Ok((checked_count(location, index.manifests)?, true));
+            }
         }
         Ok((read_fallback(self.ops, location).await?, false))
+    }
+
+    /// What an earlier lookup told about the registry of `location`, if any.
+    fn known_api(&self, location: &SignatureLocation) -> Option<bool> {
+        // A poisoned lock only means another task panicked mid-insert of a bool: the map
+        // is still a valid cache, so use it.
+        let known = self
+            .api_support
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.get(location.repository.registry()).copied()
+    }
+
+    fn learn_api(&self, location: &SignatureLocation, api: bool) {
+        self.api_support
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(location.repository.registry().to_string(), api);
+    }
+
+    /// Upload the empty config and the envelopes' blobs at once, then PUT one artifact
+    /// manifest per envelope (by digest); the index entries for them.
+    async fn push_artifacts(
+        &self,
+        repo: &Repository,
+        image: &ResolvedImage,
+        new: &[Envelope],
+    ) -> Result<Vec<Descriptor>> {
+        let config = async {
+            self.ops
+                .upload_blob(
+                    repo,
+                    &Digest::of(EMPTY_CONFIG),
+                    Bytes::from_static(EMPTY_CONFIG),
+                )
+                .await
+        };
+        let layers = futures::future::try_join_all(new.iter().map(|env| async move {
+            let digest = Digest::of(&env.blob);
+            self.ops
+                .upload_blob(repo, &digest, Bytes::from(env.blob.clone()))
+                .await
+        }));
+        futures::future::try_join(config, layers).await?;
+        let mut pushed = Vec::with_capacity(new.len());
+        for env in new {
+            let body = Bytes::from(artifact_manifest(env, image, &self.artifact_type));
+            let digest = Digest::of(&body);
+            put_retrying(
+                self.ops,
+                repo,
+                &digest.to_string(),
+                media_types::OCI_MANIFEST,
+                body.clone(),
+                || async {
+                    self.ops
+                        .upload_blob(
+                            repo,
+                            &Digest::of(EMPTY_CONFIG),
+                            Bytes::from_static(EMPTY_CONFIG),
+                        )
+                        .await
+                        .map_err(Error::from)
+                },
+            )
+            .await?;
+            let mut entry = Descriptor::new(media_types::OCI_MANIFEST, digest, body.len() as u64);
+            entry.artifact_type = Some(EMPTY_MEDIA_TYPE.to_string());
+            pushed.push(entry);
+        }
+        Ok(pushed)
     }
 }
 
@@ -142,41 +222,22 @@ impl SignatureStore for ReferrersStore<'_> {
     ) -> Result<Box<dyn PendingWrite + 's>> {
         let location = self.location(image);
         let repo = &location.repository;
-        let config = Bytes::from_static(EMPTY_CONFIG);
-        self.ops
-            .upload_blob(repo, &Digest::of(EMPTY_CONFIG), config)
-            .await?;
-        let mut pushed = Vec::with_capacity(new.len());
-        for env in new {
-            self.ops
-                .upload_blob(repo, &Digest::of(&env.blob), Bytes::from(env.blob.clone()))
-                .await?;
-            let body = Bytes::from(artifact_manifest(env, image, &self.artifact_type));
-            let digest = Digest::of(&body);
-            put_retrying(
-                self.ops,
-                repo,
-                &digest.to_string(),
-                media_types::OCI_MANIFEST,
-                body.clone(),
-                || async {
-                    self.ops
-                        .upload_blob(
-                            repo,
-                            &Digest::of(EMPTY_CONFIG),
-                            Bytes::from_static(EMPTY_CONFIG),
-                        )
-                        .await
-                        .map_err(Error::from)
-                },
+        // The listing does not depend on our pushes: it is read while they go up, so the
+        // fallback index costs no round trip of its own before its write. With the referrers
+        // API (known from an earlier image) there is nothing to list: the registry indexes
+        // the manifest itself.
+        let (pushed, (listing, api)) = if self.known_api(&location) == Some(true) {
+            (
+                self.push_artifacts(repo, image, new).await?,
+                (Vec::new(), true),
             )
-            .await?;
-            let mut entry = Descriptor::new(media_types::OCI_MANIFEST, digest, body.len() as u64);
-            entry.artifact_type = Some(EMPTY_MEDIA_TYPE.to_string());
-            pushed.push(entry);
-        }
-        // ggcr asks the referrers API after the PUT: 200 means the registry indexes subjects.
-        let (listing, api) = self.listing(&location, &image.digest).await?;
+        } else {
+            futures::future::try_join(
+                self.push_artifacts(repo, image, new),
+                self.listing(&location, &image.digest),
+            )
+            .await?
+        };
         let mut outcomes = Vec::with_capacity(new.len());
         let mut ours = Vec::new();
         for entry in pushed {

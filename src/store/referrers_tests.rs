@@ -248,3 +248,24 @@ async fn a_fallback_tag_that_is_not_an_index_is_refused() {
         .to_string();
     assert!(err.contains("refusing to read or overwrite it"), "{err}");
 }
+
+/// A second image of the same registry (here: the same image signed twice) does not probe the
+/// referrers API again: without the API it goes straight to the fallback index, with it it
+/// does not list at all. Both signatures are stored either way.
+#[tokio::test]
+async fn the_referrers_api_is_probed_once_per_registry() {
+    for api in [false, true] {
+        let fake = FakeRegistry::default();
+        fake.state().referrers_api = api;
+        let store = store(&fake);
+        for n in 0..3 {
+            write_and_settle(&store, &image(), &[envelope(n)], &no_duplicates())
+                .await
+                .unwrap();
+        }
+        let lookups = fake.state().referrers_lookups;
+        // Without the API the settle looks read the fallback tag, never the API.
+        assert_eq!(lookups, 1, "api={api}: {lookups} referrers lookups for 3 writes");
+        assert_eq!(stored_blobs(&fake).await.len(), 3, "api={api}");
+    }
+}
