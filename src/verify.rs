@@ -51,6 +51,18 @@ pub async fn verify_image(
     opts: &VerifyOptions,
 ) -> Result<Vec<VerifiedSignature>> {
     let layers = store.read(image).await?;
+    verify_layers(format, store, image, &layers, opts).await
+}
+
+/// Check the signature `layers` already read from `store` (as [`verify_image`] does after
+/// reading them), so a caller that had to look at them first does not fetch them twice.
+pub async fn verify_layers(
+    format: &dyn SignatureFormat,
+    store: &dyn SignatureStore,
+    image: &ResolvedImage,
+    layers: &[Descriptor],
+    opts: &VerifyOptions,
+) -> Result<Vec<VerifiedSignature>> {
     if layers.is_empty() {
         let location = store.location(image);
         return Err(Error::NoSignatures {

@@ -6,11 +6,14 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use serde_json::{json, Value};
 use sigbridge::format::bundle::{BUNDLE_MEDIA_TYPE, SIGN_PREDICATE_TYPE};
-use sigbridge::format::{SignatureFormat, SigstoreBundle, SimpleSigning};
+use sigbridge::format::{SigstoreBundle, SimpleSigning};
 use sigbridge::payload::parse_annotations;
+use sigbridge::registry::manifest::Descriptor;
 use sigbridge::resolve::ResolvedImage;
 use sigbridge::store::{ReferrersStore, SigTagStore, SignatureStore};
-use sigbridge::verify::{verify_image, VerifiedSignature, VerifyOptions, DEFAULT_MAX_PAYLOAD_SIZE};
+use sigbridge::verify::{
+    verify_image, verify_layers, VerifiedSignature, VerifyOptions, DEFAULT_MAX_PAYLOAD_SIZE,
+};
 use sigbridge::ExitCode;
 use sigbridge_signer::PublicKey;
 
@@ -74,18 +77,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         annotations: annotations.clone(),
         max_payload_size,
     };
-    let bundles = match args.format {
-        Some(OneFormat::Bundle) => true,
-        Some(OneFormat::Legacy) => false,
-        None => has_bundles(&bundle_store, &image).await,
-    };
     let bundle_format = SigstoreBundle::new(&opts.key, BTreeMap::new());
-    let (format, store): (&dyn SignatureFormat, &dyn SignatureStore) = if bundles {
-        (&bundle_format, &bundle_store)
-    } else {
-        (&SimpleSigning::default(), &legacy_store)
+    let legacy_format = SimpleSigning::default();
+    let (bundles, mut verified) = match args.format {
+        Some(OneFormat::Bundle) => (
+            true,
+            verify_image(&bundle_format, &bundle_store, &image, &opts).await?,
+        ),
+        Some(OneFormat::Legacy) => (
+            false,
+            verify_image(&legacy_format, &legacy_store, &image, &opts).await?,
+        ),
+        // The bundles found while deciding are the ones verified: read once, not twice.
+        None => match bundles_of(&bundle_store, &image).await {
+            Some(found) => (
+                true,
+                verify_layers(&bundle_format, &bundle_store, &image, &found, &opts).await?,
+            ),
+            None => (
+                false,
+                verify_image(&legacy_format, &legacy_store, &image, &opts).await?,
+            ),
+        },
     };
-    let mut verified = verify_image(format, store, &image, &opts).await?;
     if bundles {
         // cosign 3 prints the verified reference where a legacy payload has its identity.
         for v in &mut verified {
@@ -132,18 +146,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
-/// Whether `image` has any Sigstore bundle v0.3 among its referrers (cosign 3 then verifies
-/// bundles only). A registry that fails to list them is read as having none: the legacy
-/// signatures are still checked with the key.
-async fn has_bundles(store: &ReferrersStore<'_>, image: &ResolvedImage) -> bool {
+/// The image's Sigstore bundle v0.3 referrers, if it has any (cosign 3 then verifies bundles
+/// only). A registry that fails to list them is read as having none: the legacy signatures
+/// are still checked with the key.
+async fn bundles_of(store: &ReferrersStore<'_>, image: &ResolvedImage) -> Option<Vec<Descriptor>> {
     match store.read(image).await {
-        Ok(found) => found.iter().any(|d| d.media_type == BUNDLE_MEDIA_TYPE),
+        Ok(found) if found.iter().any(|d| d.media_type == BUNDLE_MEDIA_TYPE) => Some(found),
+        Ok(_) => None,
         Err(e) => {
             tracing::warn!(
                 "could not list the referrers of {}: {e}; checking legacy signatures only",
                 image.pinned()
             );
-            false
+            None
         }
     }
 }

@@ -265,7 +265,10 @@ async fn the_referrers_api_is_probed_once_per_registry() {
         }
         let lookups = fake.state().referrers_lookups;
         // Without the API the settle looks read the fallback tag, never the API.
-        assert_eq!(lookups, 1, "api={api}: {lookups} referrers lookups for 3 writes");
+        assert_eq!(
+            lookups, 1,
+            "api={api}: {lookups} referrers lookups for 3 writes"
+        );
         assert_eq!(stored_blobs(&fake).await.len(), 3, "api={api}");
     }
 }

@@ -85,7 +85,25 @@ fn a_sigbridge_bundle_is_stored_through_the_referrers_api_and_cosign_3_verifies_
     assert_eq!(reg.tags(repo), ["v1"], "no `.sig` either");
     assert_eq!(bundle_referrers(&reg, repo, &digest).len(), 1);
 
+    let seen_before = reg.requests().len();
     let ours = verify(&sb, &key.public, &image, &[]).ok();
+    // Deciding that the image has bundles and verifying them share one read: each referrer
+    // manifest and each bundle blob is fetched once.
+    let referrer = bundle_referrers(&reg, repo, &digest)[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let verify_requests = reg.requests().split_off(seen_before);
+    let referrer_gets = verify_requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/manifests/{referrer}")))
+        .count();
+    assert_eq!(referrer_gets, 1, "{verify_requests:#?}");
+    let blob_gets = verify_requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/blobs/"))
+        .count();
+    assert_eq!(blob_gets, 1, "{verify_requests:#?}");
     let before = reg.referrers_requests();
     let cosign = cosign3_verify(&reg, &key.public, &image);
     assert!(cosign.status.success(), "{}", cosign.describe());
