@@ -32,6 +32,7 @@ use bytes::Bytes;
 
 pub use client::RegistryClient;
 pub use error::{ErrorCode, RegistryError};
+pub use operations::MAX_REFERRERS_LISTED;
 
 /// Manifests larger than this are refused (the limit distribution and most registries apply).
 pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;

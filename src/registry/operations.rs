@@ -375,32 +375,68 @@ impl RegistryClient {
         let method = Method::GET;
         let mut accept = HeaderMap::new();
         accept.insert(ACCEPT, HeaderValue::from_static(media_types::OCI_INDEX));
-        let resp = self
-            .request(
-                repo,
-                Access::Pull,
-                method.clone(),
-                Target::Path(format!("v2/{}/referrers/{subject}", check_path(repo)?)),
-                accept,
-                None,
-            )
-            .await?;
-        match resp.status() {
-            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED => {
-                drain(resp).await;
-                return Ok(None);
-            }
-            s if s.is_success() => {}
-            _ => return Err(status_error(resp, &method, self.timeout()).await),
-        }
         let what = format!("referrers of {repo}@{subject}");
-        let bytes = read_limited(resp, MAX_MANIFEST_SIZE, &what, &method, self.timeout()).await?;
-        super::manifest::ImageIndex::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| RegistryError::Protocol {
+        let mut target = Target::Path(format!("v2/{}/referrers/{subject}", check_path(repo)?));
+        let mut all: Option<super::manifest::ImageIndex> = None;
+        // A registry may page the list (a `Link: <…>; rel="next"` header). Pages are followed
+        // on the same registry only, until the list is longer than any caller reads (then
+        // the caller refuses it rather than act on part of it) or for at most a bounded
+        // number of pages, so a registry that links forever cannot keep us reading.
+        for page in 0..MAX_REFERRERS_PAGES {
+            let resp = self
+                .request(
+                    repo,
+                    Access::Pull,
+                    method.clone(),
+                    target,
+                    accept.clone(),
+                    None,
+                )
+                .await?;
+            match resp.status() {
+                StatusCode::NOT_FOUND
+                | StatusCode::BAD_REQUEST
+                | StatusCode::METHOD_NOT_ALLOWED
+                    if page == 0 =>
+                {
+                    drain(resp).await;
+                    return Ok(None);
+                }
+                s if s.is_success() => {}
+                _ => return Err(status_error(resp, &method, self.timeout()).await),
+            }
+            let next = next_page(&resp).map_err(|detail| RegistryError::Protocol {
                 registry: repo.registry().to_string(),
-                detail: format!("{what} is not an OCI image index: {e}"),
-            })
+                detail: format!("{what}: {detail}"),
+            })?;
+            let bytes =
+                read_limited(resp, MAX_MANIFEST_SIZE, &what, &method, self.timeout()).await?;
+            let index = super::manifest::ImageIndex::from_slice(&bytes).map_err(|e| {
+                RegistryError::Protocol {
+                    registry: repo.registry().to_string(),
+                    detail: format!("{what} is not an OCI image index: {e}"),
+                }
+            })?;
+            let listed = match &mut all {
+                None => all.insert(index),
+                Some(first) => {
+                    first.manifests.extend(index.manifests);
+                    first
+                }
+            };
+            match next {
+                Some(url) if listed.manifests.len() <= MAX_REFERRERS_LISTED => {
+                    target = Target::Url(url);
+                }
+                _ => return Ok(all),
+            }
+        }
+        Err(RegistryError::Protocol {
+            registry: repo.registry().to_string(),
+            detail: format!(
+                "{what}: the registry links more than {MAX_REFERRERS_PAGES} pages of referrers; refusing to read on"
+            ),
+        })
     }
 
     /// GET a blob, refusing more than `max_size` bytes (counted while streaming) and bytes
@@ -571,6 +607,55 @@ fn manifest_media_type(
     }
 }
 
+/// At most this many pages of one referrers list are read.
+const MAX_REFERRERS_PAGES: usize = 64;
+
+/// Once a referrers list holds more entries than this, no further page is read: no caller
+/// reads more referrers than this (the store refuses such a list), so the rest cannot matter.
+pub const MAX_REFERRERS_LISTED: usize = 1000;
+
+/// The next page of a paged answer (`Link: <url>; rel="next"`, distribution-spec 1.1), on the
+/// registry that answered; `Err` for a link that is not a URL or leads elsewhere.
+fn next_page(resp: &reqwest::Response) -> Result<Option<reqwest::Url>, String> {
+    let base = resp.url();
+    for value in resp.headers().get_all(reqwest::header::LINK) {
+        let value = value
+            .to_str()
+            .map_err(|_| "a Link header is not text".to_string())?;
+        let Some(target) = next_link_target(value) else {
+            continue;
+        };
+        let url = base
+            .join(target)
+            .map_err(|e| format!("the next-page link {target:?} is not a URL: {e}"))?;
+        if url.origin() != base.origin() {
+            return Err(format!(
+                "the next-page link {url} leads to another host; not following it"
+            ));
+        }
+        return Ok(Some(url));
+    }
+    Ok(None)
+}
+
+/// The target of the `rel="next"` link in one `Link` header value (RFC 8288), if it has one.
+fn next_link_target(value: &str) -> Option<&str> {
+    value.split(',').find_map(|link| {
+        let (target, params) = link.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let is_next = params.split(';').any(|p| {
+            p.trim().split_once('=').is_some_and(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("rel")
+                    && v.trim()
+                        .trim_matches('"')
+                        .split_whitespace()
+                        .any(|r| r.eq_ignore_ascii_case("next"))
+            })
+        });
+        is_next.then_some(target)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,5 +732,25 @@ mod tests {
         assert_eq!(manifest_path(&repo, "t").unwrap(), "v2/a/b/manifests/t");
         // The client's own check still refuses a reference that would leave the repository.
         assert!(check_reference("../t").is_err());
+    }
+
+    #[test]
+    fn next_page_links() {
+        let next = |v| next_link_target(v);
+        assert_eq!(
+            next(r#"</v2/r/referrers/sha256:a?n=2&last=x>; rel="next""#),
+            Some("/v2/r/referrers/sha256:a?n=2&last=x")
+        );
+        assert_eq!(
+            next(r#"<https://x/prev>; rel="prev", <https://x/2>; rel=next"#),
+            Some("https://x/2")
+        );
+        assert_eq!(
+            next(r#"<https://x/2>; title="a"; rel="prev next""#),
+            Some("https://x/2")
+        );
+        assert_eq!(next(r#"<https://x/2>; rel="prev""#), None);
+        assert_eq!(next("https://x/2; rel=next"), None, "no angle brackets");
+        assert_eq!(next(""), None);
     }
 }

@@ -38,7 +38,7 @@ pub const EMPTY_CONFIG: &[u8] = b"{}";
 /// any number, each costing a manifest GET). cosign 3.1.1 has no limit; 1000 is its limit on
 /// the layers of a `.sig` manifest. A listing over it is refused, never truncated: on `sign`
 /// a truncated fallback index written back would lose the entries left out.
-pub const MAX_REFERRERS: usize = 1000;
+pub const MAX_REFERRERS: usize = crate::registry::MAX_REFERRERS_LISTED;
 
 /// The largest referrer manifest read (its size as listed). cosign's are under 1 KiB; with
 /// [`MAX_REFERRERS`] this bounds what one listing can make `verify` download to 64 MiB.

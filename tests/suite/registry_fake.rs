@@ -1204,3 +1204,74 @@ async fn a_referrers_answer_is_bounded_and_must_be_an_index() {
         .unwrap()
         .is_none());
 }
+
+/// A paged referrers list (`Link: <…>; rel="next"`) is read to its end; a link to another host
+/// is refused rather than followed, and a registry that links forever is refused after a
+/// bounded number of pages.
+#[tokio::test]
+async fn a_paged_referrers_list_is_followed_on_the_same_registry_only() {
+    let subject = Digest::of(b"subject");
+    let page = move |entries: std::ops::Range<u32>, next: Option<String>| {
+        let manifests: Vec<String> = entries
+            .map(|n| {
+                format!(
+                    r#"{{"mediaType":"{}","digest":"{}","size":10}}"#,
+                    media_types::OCI_MANIFEST,
+                    Digest::of(&n.to_be_bytes())
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}}"#,
+            media_types::OCI_INDEX,
+            manifests.join(",")
+        );
+        let mut r = reply(200).header("content-type", media_types::OCI_INDEX);
+        if let Some(link) = next {
+            r = r.header("link", format!(r#"<{link}>; rel="next""#));
+        }
+        r.body(Body::from(body)).unwrap()
+    };
+    let fake = Fake::start(move |req, _| {
+        let path = req.path.as_str();
+        let query = req.query.clone().unwrap_or_default();
+        let repo = path
+            .strip_prefix("/v2/")
+            .and_then(|r| r.split("/referrers/").next())
+            .unwrap_or("");
+        let n: u32 = query
+            .strip_prefix("page=")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        match repo {
+            "" => empty(200),
+            "paged/app" if n < 2 => page(n * 3..n * 3 + 3, Some(format!("{path}?page={}", n + 1))),
+            "paged/app" => page(6..7, None),
+            "elsewhere/app" => page(0..1, Some("http://192.0.2.1:5000/v2/x".into())),
+            "forever/app" => page(0..0, Some(format!("{path}?page={}", n + 1))),
+            _ => empty(404),
+        }
+    })
+    .await;
+    let c = anonymous();
+    let all = c
+        .get_referrers(&fake.repo("paged/app"), &subject)
+        .await
+        .unwrap()
+        .expect("an index");
+    assert_eq!(all.manifests.len(), 7, "three pages: 3 + 3 + 1 entries");
+    let err = c
+        .get_referrers(&fake.repo("elsewhere/app"), &subject)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("another host"), "{err}");
+    let err = c
+        .get_referrers(&fake.repo("forever/app"), &subject)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("more than 64 pages"), "{err}");
+    assert_eq!(
+        fake.count("GET", &format!("/v2/forever/app/referrers/{subject}")),
+        64
+    );
+}
