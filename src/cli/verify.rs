@@ -17,19 +17,24 @@ use sigbridge::verify::{
 use sigbridge::ExitCode;
 use sigbridge_signer::PublicKey;
 
-use sigbridge::providers::SignerSpec;
-
-use super::common::{read_small_file, resolve, signature_repository_override, RegistryArgs, Verb};
+use super::common::{resolve, signature_repository_override, RegistryArgs, Verb};
 use super::formats::OneFormat;
+use super::key_source::{self, KeyFetch};
 use super::OutputFormat;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The public key: a PEM file (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE), env://VAR, a
-    /// signer URI such as `pkcs11:` (the key is read from the token, as cosign does), or a
-    /// signer profile name from sigbridge.toml.
+    /// The public key: a PEM file (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE), env://VAR, an
+    /// https:// URL (trusting the system roots and --registry-cacert), a signer URI such as
+    /// `pkcs11:` (the key is read from the token, as cosign does), or a signer profile name
+    /// from sigbridge.toml.
     #[arg(long, value_name = "KEY")]
     pub key: String,
+
+    /// Accept an http:// --key URL on this machine (127.0.0.1, ::1, localhost); plain HTTP
+    /// elsewhere is always refused.
+    #[arg(long)]
+    pub allow_http_key_url: bool,
 
     /// The image to verify.
     pub image: String,
@@ -57,7 +62,11 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let key = load_public_key(&args.key).await?;
+    let fetch = KeyFetch {
+        ca_files: args.registry.registry_cacert.clone(),
+        allow_loopback_http: args.allow_http_key_url,
+    };
+    let key = key_source::load_public_key(&args.key, &fetch).await?;
     let annotations = parse_annotations(&args.annotations)?;
     let client = args.registry.client()?;
     let image = resolve(&client, &args.image, Verb::Verify).await?;
@@ -176,40 +185,8 @@ fn cosign_view(v: &VerifiedSignature) -> Value {
     })
 }
 
-/// A key from a file or `env://VAR`, as cosign's `--key` accepts them, or the public key of a
-/// signer (a URI a provider claims, or a profile naming any signer), read the way
-/// `public-key --signer` reads it.
+/// The key `spec` names, as `verify --key` reads it (see `key_source`), with the system roots
+/// only for a key URL.
 pub async fn load_public_key(spec: &str) -> anyhow::Result<PublicKey> {
-    let resolved = super::signer::resolve(spec)?;
-    let is_signer = resolved != spec || SignerSpec::parse(&resolved).is_ok_and(|s| s.is_uri());
-    if is_signer {
-        let ctx = super::signer::context(spec, super::LogFormat::Text, None);
-        let signer = SignerSpec::parse(&resolved)?.open(&ctx)?;
-        return signer.public_key().await.map_err(|source| {
-            anyhow::Error::from(sigbridge::Error::Signer {
-                signer: signer.describe(),
-                source,
-            })
-        });
-    }
-    let pem = if let Some(var) = spec.strip_prefix("env://") {
-        std::env::var(var).map_err(|_| {
-            sigbridge::Error::KeyUnavailable(format!(
-                "--key {spec}: environment variable {var} is not set"
-            ))
-        })?
-    } else {
-        // An unreadable or oversized key file is a key problem (exit 4), not malformed input.
-        let bytes = read_small_file(std::path::Path::new(spec), 1024 * 1024)
-            .map_err(|e| sigbridge::Error::KeyUnavailable(format!("--key {spec}: {e:#}")))?;
-        String::from_utf8(bytes).map_err(|_| {
-            sigbridge::Error::KeyUnavailable(format!("--key {spec}: not a PEM text file"))
-        })?
-    };
-    PublicKey::from_pem(&pem).map_err(|source| {
-        anyhow::Error::from(sigbridge::Error::InvalidKey {
-            context: format!("loading public key {spec}"),
-            source,
-        })
-    })
+    key_source::load_public_key(spec, &KeyFetch::default()).await
 }

@@ -13,7 +13,8 @@
 //! - `auth`: challenges, credentials and the token cache;
 //! - `client`: [`RegistryClient`] and the authenticated request;
 //! - `operations`: manifest and blob operations on top of it;
-//! - `manifest`: the manifest and index documents.
+//! - `manifest`: the manifest and index documents;
+//! - `small_get`: one capped GET over HTTPS with the same trust (a key a vendor publishes).
 
 mod auth;
 mod client;
@@ -22,6 +23,7 @@ mod error;
 pub mod manifest;
 mod operations;
 mod plain_http;
+mod small_get;
 mod transport;
 
 use std::path::PathBuf;
@@ -33,6 +35,7 @@ use bytes::Bytes;
 pub use client::RegistryClient;
 pub use error::{ErrorCode, RegistryError};
 pub use operations::MAX_REFERRERS_LISTED;
+pub use small_get::{get_small, FetchError, FetchFailure};
 
 /// Manifests larger than this are refused (the limit distribution and most registries apply).
 pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;

@@ -53,26 +53,7 @@ impl Transport {
     /// Build the HTTP client from the options (CA bundles, certificate checks, timeouts,
     /// redirect policy).
     pub fn new(opts: &RegistryOptions) -> Result<Self, RegistryError> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(opts.user_agent.clone())
-            .timeout(opts.request_timeout)
-            .connect_timeout(opts.request_timeout.min(Duration::from_secs(30)))
-            .redirect(redirect_policy(opts.allow_http));
-        for path in &opts.ca_files {
-            let fail = |detail: String| RegistryError::CaFile {
-                path: path.display().to_string(),
-                detail,
-            };
-            let pem = read_ca_file(path).map_err(fail)?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| fail(format!("not a PEM certificate bundle: {e}")))?;
-            if certs.is_empty() {
-                return Err(fail("no PEM certificates in it".into()));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
+        let mut builder = trusting_builder(opts)?.redirect(redirect_policy(opts.allow_http));
         if opts.insecure_skip_tls_verify {
             tracing::warn!(
                 "TLS certificate verification is OFF for every registry: anyone on the network path can impersonate them"
@@ -154,6 +135,34 @@ impl Transport {
             }
         }
     }
+}
+
+/// A client builder with the options' user agent and timeouts that trusts the system roots
+/// plus the options' CA bundles (`--registry-cacert`). Certificate checks stay on: turning
+/// them off is the caller's decision.
+pub(crate) fn trusting_builder(
+    opts: &RegistryOptions,
+) -> Result<reqwest::ClientBuilder, RegistryError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(opts.user_agent.clone())
+        .timeout(opts.request_timeout)
+        .connect_timeout(opts.request_timeout.min(Duration::from_secs(30)));
+    for path in &opts.ca_files {
+        let fail = |detail: String| RegistryError::CaFile {
+            path: path.display().to_string(),
+            detail,
+        };
+        let pem = read_ca_file(path).map_err(fail)?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| fail(format!("not a PEM certificate bundle: {e}")))?;
+        if certs.is_empty() {
+            return Err(fail("no PEM certificates in it".into()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder)
 }
 
 /// Whether an answer is worth asking again for. 500 is retried only for reads:
