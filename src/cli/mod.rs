@@ -5,6 +5,7 @@ mod common;
 mod formats;
 mod generate;
 mod generate_key_pair;
+mod go_json;
 mod key_source;
 mod pkcs11;
 mod public_key;

@@ -19,6 +19,7 @@ use sigbridge_signer::PublicKey;
 
 use super::common::{resolve, signature_repository_override, RegistryArgs, Verb};
 use super::formats::OneFormat;
+use super::go_json;
 use super::key_source::{self, KeyFetch};
 use super::OutputFormat;
 
@@ -142,7 +143,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.output {
         OutputFormat::Json => {
             let all: Vec<Value> = verified.iter().map(cosign_view).collect();
-            writeln!(out, "\n{}", serde_json::to_string(&all)?)?;
+            // Go's encoder, as cosign prints: HTML characters escaped, float64 numbers.
+            writeln!(out, "\n{}", go_json::to_string(&all)?)?;
         }
         OutputFormat::Text => {
             for v in &verified {

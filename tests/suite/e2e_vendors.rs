@@ -381,7 +381,34 @@ fn verify_output_is_byte_identical_to_cosign_for_tags_digests_annotations_and_te
     let bare_repo = "e2e/vendors/parity-bare";
     let bare_digest = signed_image(&reg, &sb, &key, bare_repo, &[]);
 
+    // A third whose payload (attached, not made by `sign -a`) carries what Go's encoder writes
+    // its own way: HTML characters, U+2028, float64 numbers (big, tiny, -0, 1.0).
+    let odd_repo = "e2e/vendors/parity-odd";
+    let odd_digest = push_image(&reg, odd_repo, "v1");
+    let odd_ref = reg.image_ref(odd_repo, &odd_digest);
+    let generated = sb.sigbridge().arg("generate").arg(&odd_ref).run().ok();
+    let payload = generated.stdout().trim_end().replacen(
+        r#""optional":null"#,
+        r#""optional":{"url":"https://ci.example/b?x=1&y=<2>","sep":"a\u2028b","n":1.0,"big":12345678901234567890,"tiny":0.0000001,"edge":0.000001,"huge":1e21,"neg":-0.0,"arr":[2.50,{"b":1,"a":2}]}"#,
+        1,
+    );
+    assert!(payload.contains(r#""big""#), "{payload}");
+    let payload_file = sb.write("odd-payload.json", &payload);
+    let signature_file = sb.write("odd-payload.sig", key.sign_der(payload.as_bytes()));
+    sb.sigbridge()
+        .arg("attach")
+        .arg("--payload")
+        .arg(&payload_file)
+        .arg("--signature")
+        .arg(&signature_file)
+        .arg(&odd_ref)
+        .run()
+        .ok();
+
     let mut cases = Vec::new();
+    for (repo, digest) in [(odd_repo, &odd_digest)] {
+        cases.push((reg.image_ref(repo, digest), &[][..], &[][..]));
+    }
     for (repo, digest) in [(repo, &digest), (bare_repo, &bare_digest)] {
         for reference in [reg.image_ref(repo, "v1"), reg.image_ref(repo, digest)] {
             for output in [&[][..], &["-o", "text"][..], &["--output", "json"][..]] {
