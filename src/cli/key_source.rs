@@ -100,8 +100,8 @@ async fn signer_key(spec: &str) -> anyhow::Result<Option<PublicKey>> {
 /// The PEM text at a key URL.
 async fn fetch_pem(spec: &str, fetch: &KeyFetch) -> anyhow::Result<String> {
     let unavailable = |detail: String| Error::KeyUnavailable(format!("--key {detail}"));
-    let url = Url::parse(spec)
-        .map_err(|e| unavailable(format!("{}: not a URL ({e})", shown(spec))))?;
+    let url =
+        Url::parse(spec).map_err(|e| unavailable(format!("{}: not a URL ({e})", shown(spec))))?;
     let opts = RegistryOptions {
         ca_files: fetch.ca_files.clone(),
         request_timeout: KEY_URL_TIMEOUT,
@@ -146,7 +146,10 @@ mod tests {
         for (spec, what) in [
             ("k8s://ns/cosign", "Kubernetes secrets"),
             ("awskms:///arn:aws:kms:eu-west-1:1:key/x", "AWS KMS"),
-            ("gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k", "Google Cloud KMS"),
+            (
+                "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
+                "Google Cloud KMS",
+            ),
             ("azurekms://vault.vault.azure.net/key", "Azure Key Vault"),
             ("hashivault://transit-key", "HashiCorp Vault"),
             ("gitlab://group/project", "GitLab project variables"),
@@ -178,7 +181,10 @@ mod tests {
         let err = rt
             .block_on(load_public_key("http://192.0.2.1/cosign.pub", &fetch))
             .unwrap_err();
-        assert!(format!("{err:#}").contains("plain HTTP is refused"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("plain HTTP is refused"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -109,14 +109,20 @@ pub async fn get_small(
     if !resp.status().is_success() {
         return Err(fail(FetchFailure::Status(resp.status())));
     }
-    read_limited(resp, limit, "the answer", &Method::GET, opts.request_timeout)
-        .await
-        .map_err(|e| {
-            fail(match e {
-                RegistryError::TooLarge { limit, .. } => FetchFailure::TooLarge(limit),
-                other => FetchFailure::Other(other.to_string()),
-            })
+    read_limited(
+        resp,
+        limit,
+        "the answer",
+        &Method::GET,
+        opts.request_timeout,
+    )
+    .await
+    .map_err(|e| {
+        fail(match e {
+            RegistryError::TooLarge { limit, .. } => FetchFailure::TooLarge(limit),
+            other => FetchFailure::Other(other.to_string()),
         })
+    })
 }
 
 /// Follow a redirect only to HTTPS, and only a few hops.

@@ -46,10 +46,12 @@ impl KeyServer {
         let ca = sb.write("key-server-ca.pem", &chain.ca.cert_pem);
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let certs = vec![CertificateDer::from_pem_slice(chain.server.cert_pem.as_bytes())
-            .expect("server certificate PEM")];
-        let key = PrivateKeyDer::from_pem_slice(chain.server.key_pem.as_bytes())
-            .expect("server key PEM");
+        let certs = vec![
+            CertificateDer::from_pem_slice(chain.server.cert_pem.as_bytes())
+                .expect("server certificate PEM"),
+        ];
+        let key =
+            PrivateKeyDer::from_pem_slice(chain.server.key_pem.as_bytes()).expect("server key PEM");
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -218,7 +220,10 @@ fn spectro_cloud_verify_command_fetches_the_key_over_https() {
     // To the same key on the same server, but over plain HTTP.
     server.route(
         "/static/moved.pub",
-        Answer::Redirect(format!("http://127.0.0.1:{}/static/cosign.pub", server.port)),
+        Answer::Redirect(format!(
+            "http://127.0.0.1:{}/static/cosign.pub",
+            server.port
+        )),
     );
     let ca = server.ca.display().to_string();
     let run = |path: &str| {
@@ -326,8 +331,14 @@ fn key_references_sigbridge_does_not_read_are_refused_with_what_to_do() {
     for (spec, what) in [
         ("k8s://cosign-system/cosign-pub", "Kubernetes secrets"),
         ("awskms:///alias/release", "AWS KMS"),
-        ("gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k", "Google Cloud KMS"),
-        ("azurekms://release.vault.azure.net/cosign", "Azure Key Vault"),
+        (
+            "gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k",
+            "Google Cloud KMS",
+        ),
+        (
+            "azurekms://release.vault.azure.net/cosign",
+            "Azure Key Vault",
+        ),
         ("hashivault://release", "HashiCorp Vault"),
     ] {
         let out = sb
@@ -406,9 +417,7 @@ fn verify_output_is_byte_identical_to_cosign_for_tags_digests_annotations_and_te
         .ok();
 
     let mut cases = Vec::new();
-    for (repo, digest) in [(odd_repo, &odd_digest)] {
-        cases.push((reg.image_ref(repo, digest), &[][..], &[][..]));
-    }
+    cases.push((reg.image_ref(odd_repo, &odd_digest), &[][..], &[][..]));
     for (repo, digest) in [(repo, &digest), (bare_repo, &bare_digest)] {
         for reference in [reg.image_ref(repo, "v1"), reg.image_ref(repo, digest)] {
             for output in [&[][..], &["-o", "text"][..], &["--output", "json"][..]] {
@@ -432,7 +441,11 @@ fn verify_output_is_byte_identical_to_cosign_for_tags_digests_annotations_and_te
             .arg(&reference)
             .run()
             .ok();
-        let what = format!("{reference} {extra:?}\nours: {}\ncosign: {}", ours.describe(), theirs.describe());
+        let what = format!(
+            "{reference} {extra:?}\nours: {}\ncosign: {}",
+            ours.describe(),
+            theirs.describe()
+        );
         assert_eq!(
             String::from_utf8_lossy(&ours.out.stdout),
             String::from_utf8_lossy(&theirs.stdout),
