@@ -124,6 +124,9 @@ async fn fetch_pem(spec: &str, fetch: &KeyFetch) -> anyhow::Result<String> {
 
 /// `spec` for messages: a URL without its query string (it may carry a token).
 fn shown(spec: &str) -> &str {
+    if !(spec.starts_with("https://") || spec.starts_with("http://")) {
+        return spec;
+    }
     spec.split_once('?').map_or(spec, |(before, _)| before)
 }
 
