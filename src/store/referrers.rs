@@ -13,7 +13,7 @@
 //! `WriteReferrer`, `Referrers` and `GetBundles` with `WithTargetRepository`); the `subject`
 //! still names the image.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -394,10 +394,6 @@ impl PendingWrite for FallbackWrite<'_> {
 
     fn needs_confirmation(&self) -> bool {
         !self.api && !self.ours.is_empty()
-    }
-
-    fn confirm_delay(&self) -> Duration {
-        confirm_delay(1)
     }
 
     fn written_at(&self) -> Instant {
