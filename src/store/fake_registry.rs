@@ -34,6 +34,8 @@ pub struct State {
     pub referrers_api: bool,
     /// Referrers API lookups asked (answered or not).
     pub referrers_lookups: u32,
+    /// Every blob upload, in order.
+    pub uploads: Vec<Digest>,
 }
 
 #[derive(Clone, Default)]
@@ -177,7 +179,9 @@ impl RegistryOps for FakeRegistry {
         body: Bytes,
     ) -> Result<(), RegistryError> {
         assert_eq!(Digest::of(&body), *digest);
-        self.state().blobs.insert(digest.clone(), body);
+        let mut s = self.state();
+        s.uploads.push(digest.clone());
+        s.blobs.insert(digest.clone(), body);
         Ok(())
     }
 

@@ -94,9 +94,6 @@ pub trait PendingWrite: Send {
     /// Whether anything was written (a batch of duplicates writes nothing).
     fn needs_confirmation(&self) -> bool;
 
-    /// When the first confirmation should look, counted from [`written_at`](Self::written_at).
-    fn confirm_delay(&self) -> Duration;
-
     /// When the last write happened.
     fn written_at(&self) -> Instant;
 
@@ -104,38 +101,30 @@ pub trait PendingWrite: Send {
     async fn confirm(&mut self) -> Result<()>;
 }
 
-/// When the second, final confirmation read comes after the last write. A writer that read
-/// before our write and writes after our first confirmation would drop our signature without
-/// knowing it; this later look catches writers whose read-to-write window was longer than the
-/// first confirmation delay (slow networks, loaded machines). Registries offer no conditional
-/// writes, so this narrows the race rather than closing it.
+/// When the confirmation read comes after the last write. A writer that read before our write
+/// and writes after it would drop our signature without knowing it; this look comes after any
+/// such writer's read-to-write window (one config upload and one PUT) has closed, even on slow
+/// networks and loaded machines, and repairs what it finds missing, looking again after each
+/// repair until nothing is. One look per image: an earlier one only found the same losses
+/// sooner, at the cost of a request per image (see docs/performance.md). Registries offer no
+/// conditional writes, so this narrows the race rather than closing it.
 pub const SETTLE_DELAY: Duration = Duration::from_millis(300);
 
-/// Confirm `pending` once a racing writer could have landed, then look a last time after
-/// [`SETTLE_DELAY`]. Each look holds a permit of `permits` (if given) only while it talks to
-/// the registry, never while waiting.
+/// Confirm `pending` once [`SETTLE_DELAY`] has passed since its last write. The look holds a
+/// permit of `permits` (if given) only while it talks to the registry, never while waiting.
 pub async fn settle(pending: &mut dyn PendingWrite, permits: Option<&Semaphore>) -> Result<()> {
     if !pending.needs_confirmation() {
         return Ok(());
     }
-    // Test builds may shorten the waits (`test_knobs`); release builds never do.
+    // Test builds may shorten the wait (`test_knobs`); release builds never do.
     let scale = crate::test_knobs::settle_scale();
-    let first = pending.confirm_delay().mul_f64(scale);
-    tokio::time::sleep(first.saturating_sub(pending.written_at().elapsed())).await;
-    {
-        // The semaphore is never closed, so a permit is always granted.
-        let _permit = match permits {
-            Some(p) => p.acquire().await.ok(),
-            None => None,
-        };
-        pending.confirm().await?;
-    }
     tokio::time::sleep(
         SETTLE_DELAY
             .mul_f64(scale)
             .saturating_sub(pending.written_at().elapsed()),
     )
     .await;
+    // The semaphore is never closed, so a permit is always granted.
     let _permit = match permits {
         Some(p) => p.acquire().await.ok(),
         None => None,

@@ -13,7 +13,7 @@
 //! `WriteReferrer`, `Referrers` and `GetBundles` with `WithTargetRepository`); the `subject`
 //! still names the image.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -53,6 +53,10 @@ pub struct ReferrersStore<'a> {
     /// registry does not gain or lose the API within a run, so later images skip the probe
     /// (a 404 on registries without it) and go straight to the store that applies.
     api_support: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+    /// Repositories this store has uploaded the empty config to in this run. Every artifact
+    /// manifest shares that one blob, so it goes up once per repository, not once per image;
+    /// should the registry lose it anyway, the manifest PUT's "blob unknown" re-uploads it.
+    config_uploaded: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl<'a> ReferrersStore<'a> {
@@ -64,6 +68,7 @@ impl<'a> ReferrersStore<'a> {
             artifact_type: artifact_type.into(),
             repository_override: None,
             api_support: Default::default(),
+            config_uploaded: Default::default(),
         }
     }
 
@@ -109,7 +114,15 @@ impl<'a> ReferrersStore<'a> {
             .insert(location.repository.registry().to_string(), api);
     }
 
-    /// Upload the empty config and the envelopes' blobs at once, then PUT one artifact
+    /// Whether the empty config went up to `repo` earlier in this run.
+    fn config_known(&self, repo: &Repository) -> bool {
+        self.config_uploaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&repo.to_string())
+    }
+
+    /// Upload the empty config (once per repository) and the envelopes' blobs at once, then PUT one artifact
     /// manifest per envelope (by digest); the index entries for them.
     async fn push_artifacts(
         &self,
@@ -118,13 +131,21 @@ impl<'a> ReferrersStore<'a> {
         new: &[Envelope],
     ) -> Result<Vec<Descriptor>> {
         let config = async {
+            if self.config_known(repo) {
+                return Ok(());
+            }
             self.ops
                 .upload_blob(
                     repo,
                     &Digest::of(EMPTY_CONFIG),
                     Bytes::from_static(EMPTY_CONFIG),
                 )
-                .await
+                .await?;
+            self.config_uploaded
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(repo.to_string());
+            Ok(())
         };
         let layers = futures::future::try_join_all(new.iter().map(|env| async move {
             let digest = Digest::of(&env.blob);
@@ -394,10 +415,6 @@ impl PendingWrite for FallbackWrite<'_> {
 
     fn needs_confirmation(&self) -> bool {
         !self.api && !self.ours.is_empty()
-    }
-
-    fn confirm_delay(&self) -> Duration {
-        confirm_delay(1)
     }
 
     fn written_at(&self) -> Instant {

@@ -272,3 +272,32 @@ async fn the_referrers_api_is_probed_once_per_registry() {
         assert_eq!(stored_blobs(&fake).await.len(), 3, "api={api}");
     }
 }
+
+/// Every artifact manifest shares the empty config: one store uploads it once per repository;
+/// a registry that lost it meanwhile gets it again when the manifest PUT says "blob unknown".
+#[tokio::test]
+async fn the_empty_config_goes_up_once_per_repository_and_again_if_the_registry_lost_it() {
+    let fake = FakeRegistry::default();
+    let store = store(&fake);
+    let config = Digest::of(EMPTY_CONFIG);
+    let config_uploads = |fake: &FakeRegistry| {
+        fake.state()
+            .uploads
+            .iter()
+            .filter(|d| **d == config)
+            .count()
+    };
+    for n in 0..3 {
+        write_and_settle(&store, &image(), &[envelope(n)], &no_duplicates())
+            .await
+            .unwrap();
+    }
+    assert_eq!(config_uploads(&fake), 1);
+    fake.state().blob_unknown_puts = 1;
+    fake.state().blobs.remove(&config);
+    write_and_settle(&store, &image(), &[envelope(9)], &no_duplicates())
+        .await
+        .unwrap();
+    assert_eq!(config_uploads(&fake), 2, "re-uploaded after blob unknown");
+    assert_eq!(stored_blobs(&fake).await.len(), 4);
+}

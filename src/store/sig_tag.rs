@@ -5,7 +5,7 @@
 //! Here every write is followed by re-reads; any layer ever seen at the tag that is missing
 //! (ours or someone else's) is merged back and the manifest rewritten, with jittered backoff.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -107,10 +107,6 @@ impl PendingWrite for SigTagWrite<'_> {
 
     fn needs_confirmation(&self) -> bool {
         !self.ours.is_empty()
-    }
-
-    fn confirm_delay(&self) -> Duration {
-        confirm_delay(1)
     }
 
     fn written_at(&self) -> Instant {
