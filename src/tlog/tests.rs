@@ -198,3 +198,110 @@ fn an_upstream_sigstore_bundle_entry_set_verifies_and_a_changed_time_does_not() 
     let err = TlogEntry::from_bundle_entry(&no_promise, 0).unwrap_err();
     assert!(err.to_string().contains("tlogEntries[0].inclusionPromise.signedEntryTimestamp"), "{err}");
 }
+
+/// A self-made log over a dsse v0.0.1 body, as a Sigstore bundle's `tlogEntries` carries it.
+mod dsse {
+    use super::*;
+    use p256::ecdsa::signature::Signer as _;
+    use p256::pkcs8::EncodePublicKey as _;
+    use sha2::{Digest as _, Sha256};
+
+    struct SelfMadeLog {
+        key: p256::ecdsa::SigningKey,
+        root: TrustedRoot,
+    }
+
+    fn self_made_log() -> SelfMadeLog {
+        let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let der = key.verifying_key().to_public_key_der().unwrap().as_bytes().to_vec();
+        let root = json!({
+            "mediaType": crate::trust::TRUSTED_ROOT_MEDIA_TYPE,
+            "tlogs": [{"publicKey": {"rawBytes": STANDARD.encode(&der), "validFor": {"start": "2025-01-01T00:00:00Z"}},
+                       "logId": {"keyId": STANDARD.encode(Sha256::digest(&der))}}],
+        });
+        SelfMadeLog {
+            key,
+            root: TrustedRoot::from_trusted_root_json(root.to_string().as_bytes()).unwrap(),
+        }
+    }
+
+    impl SelfMadeLog {
+        fn entry(&self, body: &[u8], integrated: i64) -> Value {
+            let id = self.root.tlogs[0].log_id.clone();
+            let body_b64 = STANDARD.encode(body);
+            let canonical = format!(
+                r#"{{"body":"{body_b64}","integratedTime":{integrated},"logID":"{}","logIndex":3}}"#,
+                hex::encode(&id)
+            );
+            let set: p256::ecdsa::Signature = self.key.sign(canonical.as_bytes());
+            json!({
+                "logIndex": "3",
+                "logId": {"keyId": STANDARD.encode(&id)},
+                "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                "integratedTime": integrated.to_string(),
+                "inclusionPromise": {"signedEntryTimestamp": STANDARD.encode(set.to_der().as_bytes())},
+                "canonicalizedBody": body_b64,
+            })
+        }
+    }
+
+    fn dsse_body(statement: &[u8], sig_b64: &str, verifier_pem: &str) -> Vec<u8> {
+        json!({"apiVersion": "0.0.1", "kind": "dsse", "spec": {
+            "envelopeHash": {"algorithm": "sha256", "value": "00"},
+            "payloadHash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(statement))},
+            "signatures": [{"signature": sig_b64, "verifier": STANDARD.encode(verifier_pem)}],
+        }})
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_bundle_entry_verifies_and_its_tampered_variants_do_not() {
+        let log = self_made_log();
+        let signer = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let key = PublicKey::from_spki_der(
+            signer.verifying_key().to_public_key_der().unwrap().as_bytes(),
+        )
+        .unwrap();
+        let statement = br#"{"_type":"https://in-toto.io/Statement/v1"}"#;
+        let sig = "c2lnbmF0dXJl";
+        let signed = SignedMaterial {
+            signature_b64: sig,
+            verifier_der: key.spki_der(),
+            payload: statement,
+        };
+        let body = dsse_body(statement, sig, &key.to_pem());
+        let entries = |list: Vec<Value>| TlogEvidence::BundleEntries(list);
+        let ok = verify_evidence(&entries(vec![log.entry(&body, 1_750_000_000)]), &signed, &log.root)
+            .unwrap();
+        assert_eq!(ok.integrated_time, at(1_750_000_000));
+        assert_eq!(ok.rekor_bundle, None);
+
+        let early = log.entry(&body, 1_700_000_000);
+        let err = verify_evidence(&entries(vec![early]), &signed, &log.root).unwrap_err();
+        assert!(matches!(err, TlogError::LogKeyNotValid { .. }), "{err}");
+
+        let mut changed = log.entry(&body, 1_750_000_000);
+        changed["logIndex"] = json!("4");
+        let err = verify_evidence(&entries(vec![changed]), &signed, &log.root).unwrap_err();
+        assert!(matches!(err, TlogError::SetInvalid { .. }), "{err}");
+
+        let other_statement = dsse_body(b"{}", sig, &key.to_pem());
+        let err = verify_evidence(&entries(vec![log.entry(&other_statement, 1_750_000_000)]), &signed, &log.root)
+            .unwrap_err();
+        assert!(matches!(err, TlogError::BodyMismatch { what: "payload hash", .. }), "{err}");
+        assert!(err.to_string().contains("spec.payloadHash.value"), "{err}");
+
+        let legacy_kind = String::from_utf8(body.clone()).unwrap().replace("\"dsse\"", "\"hashedrekord\"");
+        let err = verify_evidence(&entries(vec![log.entry(legacy_kind.as_bytes(), 1_750_000_000)]), &signed, &log.root)
+            .unwrap_err();
+        assert!(matches!(err, TlogError::BodyMismatch { what: "kind", .. }), "{err}");
+
+        // Every entry must verify: a good one does not carry a bad one.
+        let mut bad = log.entry(&body, 1_750_000_000);
+        bad["integratedTime"] = json!("1750000001");
+        let err = verify_evidence(&entries(vec![log.entry(&body, 1_750_000_000), bad]), &signed, &log.root)
+            .unwrap_err();
+        assert!(matches!(err, TlogError::SetInvalid { .. }), "{err}");
+    }
+}
