@@ -60,7 +60,10 @@ pub fn check_dsse_body(body: &[u8], signed: &SignedMaterial<'_>) -> Result<(), T
         });
     }
     let spec = &parsed["spec"];
-    let signatures = spec["signatures"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let signatures = spec["signatures"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     let [one] = signatures else {
         return Err(TlogError::BodyMismatch {
             what: "signature",

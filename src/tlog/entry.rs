@@ -85,7 +85,12 @@ impl TlogEntry {
             path.iter()
                 .try_fold(entry, |v, k| v.get(k))
                 .and_then(Value::as_str)
-                .ok_or_else(|| bad(format!("{} is missing or not a string", field(&path.join(".")))))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{} is missing or not a string",
+                        field(&path.join("."))
+                    ))
+                })
         };
         let int = |name: &str| -> Result<i64, TlogError> {
             match entry.get(name) {

@@ -87,7 +87,10 @@ mod tests {
                 ..TlogPolicy::default()
             };
             let err = policy.check(Some(&junk), &signed()).unwrap_err();
-            assert!(err.contains("--trusted-root") && err.contains("SIGSTORE_REKOR_PUBLIC_KEY"), "{err}");
+            assert!(
+                err.contains("--trusted-root") && err.contains("SIGSTORE_REKOR_PUBLIC_KEY"),
+                "{err}"
+            );
         }
     }
 }

@@ -28,7 +28,10 @@ fn key_layer() -> (Vec<u8>, String, String) {
     let a = &layer["annotations"];
     (
         payload,
-        a["dev.cosignproject.cosign/signature"].as_str().unwrap().to_string(),
+        a["dev.cosignproject.cosign/signature"]
+            .as_str()
+            .unwrap()
+            .to_string(),
         a[REKOR_BUNDLE_ANNOTATION].as_str().unwrap().to_string(),
     )
 }
@@ -38,13 +41,23 @@ fn key_der() -> Vec<u8> {
     PublicKey::from_pem(&pem).unwrap().spki_der().to_vec()
 }
 
-fn check(bundle: &str, sig: &str, der: &[u8], payload: &[u8], root: &TrustedRoot) -> Result<VerifiedTlog, TlogError> {
+fn check(
+    bundle: &str,
+    sig: &str,
+    der: &[u8],
+    payload: &[u8],
+    root: &TrustedRoot,
+) -> Result<VerifiedTlog, TlogError> {
     let signed = SignedMaterial {
         signature_b64: sig,
         verifier_der: der,
         payload,
     };
-    verify_evidence(&TlogEvidence::RekorBundle(bundle.to_string()), &signed, root)
+    verify_evidence(
+        &TlogEvidence::RekorBundle(bundle.to_string()),
+        &signed,
+        root,
+    )
 }
 
 /// The bundle annotation with `edit` applied to its JSON.
@@ -65,7 +78,10 @@ fn upstream_key_signature_with_rekor_bundle_verifies_with_the_public_good_root()
     assert_eq!(ok.integrated_time, at(1674251859));
     // Printed as cosign marshals it: SignedEntryTimestamp, then Payload's fields in Go order.
     let printed = serde_json::to_string(&ok.rekor_bundle.unwrap()).unwrap();
-    assert!(printed.starts_with(r#"{"SignedEntryTimestamp":"MEYCIQCtP1W8"#), "{printed}");
+    assert!(
+        printed.starts_with(r#"{"SignedEntryTimestamp":"MEYCIQCtP1W8"#),
+        "{printed}"
+    );
     assert!(printed.ends_with(r#""integratedTime":1674251859,"logIndex":11608800,"logID":"c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d"}}"#), "{printed}");
 }
 
@@ -83,7 +99,14 @@ fn upstream_certificate_signature_with_rekor_bundle_verifies() {
     let bundle = String::from_utf8(fixture("ci-rekor-set")).unwrap();
     let sig = String::from_utf8(fixture("ci-rekor-sig")).unwrap();
     let cert = pem::decode_first(&fixture("ci-rekor-cert")).unwrap();
-    let ok = check(bundle.trim(), sig.trim(), cert.contents(), &fixture("ci-rekor-payload"), &public_good()).unwrap();
+    let ok = check(
+        bundle.trim(),
+        sig.trim(),
+        cert.contents(),
+        &fixture("ci-rekor-payload"),
+        &public_good(),
+    )
+    .unwrap();
     assert_eq!(ok.integrated_time, at(1670870899));
 }
 
@@ -92,21 +115,29 @@ fn a_changed_body_fails_the_set() {
     let (payload, sig, bundle) = key_layer();
     // Same entry, one more space: the cross-check still passes, the SET no longer does.
     let tampered = edited(&bundle, |v| {
-        let body = STANDARD.decode(v["Payload"]["body"].as_str().unwrap()).unwrap();
+        let body = STANDARD
+            .decode(v["Payload"]["body"].as_str().unwrap())
+            .unwrap();
         let mut text = String::from_utf8(body).unwrap();
         text.insert(1, ' ');
         v["Payload"]["body"] = json!(STANDARD.encode(text));
     });
     let err = check(&tampered, &sig, &key_der(), &payload, &public_good()).unwrap_err();
     assert!(matches!(err, TlogError::SetInvalid { .. }), "{err}");
-    assert!(err.to_string().contains("signed entry timestamp is invalid"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("signed entry timestamp is invalid"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_changed_set_or_log_index_fails_the_set() {
     let (payload, sig, bundle) = key_layer();
     let flipped = edited(&bundle, |v| {
-        let mut set = STANDARD.decode(v["SignedEntryTimestamp"].as_str().unwrap()).unwrap();
+        let mut set = STANDARD
+            .decode(v["SignedEntryTimestamp"].as_str().unwrap())
+            .unwrap();
         let last = set.len() - 1;
         set[last] ^= 1;
         v["SignedEntryTimestamp"] = json!(STANDARD.encode(set));
@@ -122,10 +153,25 @@ fn a_changed_set_or_log_index_fails_the_set() {
 fn an_integrated_time_outside_the_log_keys_validity_is_refused() {
     let (payload, sig, bundle) = key_layer();
     // Before the public-good key's validFor.start (2021-01-12).
-    let early = edited(&bundle, |v| v["Payload"]["integratedTime"] = json!(1600000000));
+    let early = edited(&bundle, |v| {
+        v["Payload"]["integratedTime"] = json!(1600000000)
+    });
     let err = check(&early, &sig, &key_der(), &payload, &public_good()).unwrap_err();
-    assert!(matches!(err, TlogError::LogKeyNotValid { integrated_time: 1600000000, .. }), "{err}");
-    assert!(err.to_string().contains("not valid at the entry's integratedTime"), "{err}");
+    assert!(
+        matches!(
+            err,
+            TlogError::LogKeyNotValid {
+                integrated_time: 1600000000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("not valid at the entry's integratedTime"),
+        "{err}"
+    );
     // The true entry, with a root whose key expired before it was integrated (2023-01-20).
     let text = String::from_utf8(fixture("trusted-root-public-good.json")).unwrap();
     let expired = text.replacen(
@@ -158,17 +204,59 @@ fn another_log_id_is_refused_as_unknown() {
 fn another_signature_key_or_payload_does_not_match_the_body() {
     let (payload, sig, bundle) = key_layer();
     let other_sig = String::from_utf8(fixture("ci-rekor-sig")).unwrap();
-    let err = check(&bundle, other_sig.trim(), &key_der(), &payload, &public_good()).unwrap_err();
-    assert!(matches!(err, TlogError::BodyMismatch { what: "signature", .. }), "{err}");
+    let err = check(
+        &bundle,
+        other_sig.trim(),
+        &key_der(),
+        &payload,
+        &public_good(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TlogError::BodyMismatch {
+                what: "signature",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
-    let other_key = PublicKey::from_pem(&String::from_utf8(fixture("ci-rekor.pub")).unwrap()).unwrap();
-    let err = check(&bundle, &sig, other_key.spki_der(), &payload, &public_good()).unwrap_err();
-    assert!(matches!(err, TlogError::BodyMismatch { what: "public key", .. }), "{err}");
+    let other_key =
+        PublicKey::from_pem(&String::from_utf8(fixture("ci-rekor.pub")).unwrap()).unwrap();
+    let err = check(
+        &bundle,
+        &sig,
+        other_key.spki_der(),
+        &payload,
+        &public_good(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TlogError::BodyMismatch {
+                what: "public key",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let mut other_payload = payload.clone();
     other_payload.push(b'\n');
     let err = check(&bundle, &sig, &key_der(), &other_payload, &public_good()).unwrap_err();
-    assert!(matches!(err, TlogError::BodyMismatch { what: "payload hash", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            TlogError::BodyMismatch {
+                what: "payload hash",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("spec.data.hash.value"), "{err}");
 }
 
@@ -194,9 +282,16 @@ fn an_upstream_sigstore_bundle_entry_set_verifies_and_a_changed_time_does_not() 
     let err = verify_set(&entry, &public_good()).unwrap_err();
     assert!(matches!(err, TlogError::SetInvalid { .. }), "{err}");
     let mut no_promise = raw.clone();
-    no_promise.as_object_mut().unwrap().remove("inclusionPromise");
+    no_promise
+        .as_object_mut()
+        .unwrap()
+        .remove("inclusionPromise");
     let err = TlogEntry::from_bundle_entry(&no_promise, 0).unwrap_err();
-    assert!(err.to_string().contains("tlogEntries[0].inclusionPromise.signedEntryTimestamp"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("tlogEntries[0].inclusionPromise.signedEntryTimestamp"),
+        "{err}"
+    );
 }
 
 /// A self-made log over a dsse v0.0.1 body, as a Sigstore bundle's `tlogEntries` carries it.
@@ -213,7 +308,12 @@ mod dsse {
 
     fn self_made_log() -> SelfMadeLog {
         let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
-        let der = key.verifying_key().to_public_key_der().unwrap().as_bytes().to_vec();
+        let der = key
+            .verifying_key()
+            .to_public_key_der()
+            .unwrap()
+            .as_bytes()
+            .to_vec();
         let root = json!({
             "mediaType": crate::trust::TRUSTED_ROOT_MEDIA_TYPE,
             "tlogs": [{"publicKey": {"rawBytes": STANDARD.encode(&der), "validFor": {"start": "2025-01-01T00:00:00Z"}},
@@ -260,7 +360,11 @@ mod dsse {
         let log = self_made_log();
         let signer = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
         let key = PublicKey::from_spki_der(
-            signer.verifying_key().to_public_key_der().unwrap().as_bytes(),
+            signer
+                .verifying_key()
+                .to_public_key_der()
+                .unwrap()
+                .as_bytes(),
         )
         .unwrap();
         let statement = br#"{"_type":"https://in-toto.io/Statement/v1"}"#;
@@ -272,8 +376,12 @@ mod dsse {
         };
         let body = dsse_body(statement, sig, &key.to_pem());
         let entries = |list: Vec<Value>| TlogEvidence::BundleEntries(list);
-        let ok = verify_evidence(&entries(vec![log.entry(&body, 1_750_000_000)]), &signed, &log.root)
-            .unwrap();
+        let ok = verify_evidence(
+            &entries(vec![log.entry(&body, 1_750_000_000)]),
+            &signed,
+            &log.root,
+        )
+        .unwrap();
         assert_eq!(ok.integrated_time, at(1_750_000_000));
         assert_eq!(ok.rekor_bundle, None);
 
@@ -287,21 +395,47 @@ mod dsse {
         assert!(matches!(err, TlogError::SetInvalid { .. }), "{err}");
 
         let other_statement = dsse_body(b"{}", sig, &key.to_pem());
-        let err = verify_evidence(&entries(vec![log.entry(&other_statement, 1_750_000_000)]), &signed, &log.root)
-            .unwrap_err();
-        assert!(matches!(err, TlogError::BodyMismatch { what: "payload hash", .. }), "{err}");
+        let err = verify_evidence(
+            &entries(vec![log.entry(&other_statement, 1_750_000_000)]),
+            &signed,
+            &log.root,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TlogError::BodyMismatch {
+                    what: "payload hash",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("spec.payloadHash.value"), "{err}");
 
-        let legacy_kind = String::from_utf8(body.clone()).unwrap().replace("\"dsse\"", "\"hashedrekord\"");
-        let err = verify_evidence(&entries(vec![log.entry(legacy_kind.as_bytes(), 1_750_000_000)]), &signed, &log.root)
-            .unwrap_err();
-        assert!(matches!(err, TlogError::BodyMismatch { what: "kind", .. }), "{err}");
+        let legacy_kind = String::from_utf8(body.clone())
+            .unwrap()
+            .replace("\"dsse\"", "\"hashedrekord\"");
+        let err = verify_evidence(
+            &entries(vec![log.entry(legacy_kind.as_bytes(), 1_750_000_000)]),
+            &signed,
+            &log.root,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, TlogError::BodyMismatch { what: "kind", .. }),
+            "{err}"
+        );
 
         // Every entry must verify: a good one does not carry a bad one.
         let mut bad = log.entry(&body, 1_750_000_000);
         bad["integratedTime"] = json!("1750000001");
-        let err = verify_evidence(&entries(vec![log.entry(&body, 1_750_000_000), bad]), &signed, &log.root)
-            .unwrap_err();
+        let err = verify_evidence(
+            &entries(vec![log.entry(&body, 1_750_000_000), bad]),
+            &signed,
+            &log.root,
+        )
+        .unwrap_err();
         assert!(matches!(err, TlogError::SetInvalid { .. }), "{err}");
     }
 }

@@ -101,8 +101,11 @@ impl TrustedRoot {
             }
             let key = PublicKey::from_spki_der(block.contents())
                 .map_err(|e| invalid(format!("PUBLIC KEY: {e}")))?;
-            self.tlogs
-                .push(log_key(key.spki_der().to_vec(), open_validity(), String::new()));
+            self.tlogs.push(log_key(
+                key.spki_der().to_vec(),
+                open_validity(),
+                String::new(),
+            ));
         }
         Ok(())
     }
@@ -140,7 +143,11 @@ impl TrustedRoot {
 }
 
 /// A log key with its id (SHA-256 of the DER key, as Rekor computes it).
-pub(super) fn log_key(spki_der: Vec<u8>, validity: Validity, base_url: String) -> TransparencyLogKey {
+pub(super) fn log_key(
+    spki_der: Vec<u8>,
+    validity: Validity,
+    base_url: String,
+) -> TransparencyLogKey {
     TransparencyLogKey {
         log_id: Sha256::digest(&spki_der).to_vec(),
         spki_der,
@@ -195,7 +202,11 @@ mod tests {
         let err = root
             .add_fulcio_roots_file(temp(REKOR_PUB.as_bytes()).path())
             .unwrap_err();
-        assert!(err.to_string().contains("\"PUBLIC KEY\" is not a CERTIFICATE"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("\"PUBLIC KEY\" is not a CERTIFICATE"),
+            "{err}"
+        );
         let err = root
             .add_rekor_public_keys_file(temp(b"nothing").path())
             .unwrap_err();

@@ -13,7 +13,8 @@ use super::load::{b64, log_key};
 use super::{CertificateAuthority, TrustedRoot, Validity};
 
 /// The media type of the only trusted-root version read.
-pub const TRUSTED_ROOT_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.trustedroot+json;version=0.1";
+pub const TRUSTED_ROOT_MEDIA_TYPE: &str =
+    "application/vnd.dev.sigstore.trustedroot+json;version=0.1";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -93,7 +94,11 @@ pub(super) fn convert(parsed: TrustedRootJson) -> Result<TrustedRoot, String> {
         let key = PublicKey::from_spki_der(&der)
             .map_err(|e| format!("{}: {e}", field("publicKey.rawBytes")))?;
         // sigstore-go refuses a log key without a start ("validity period start time not set").
-        let validity = validity(tlog.public_key.valid_for, &field("publicKey.validFor"), true)?;
+        let validity = validity(
+            tlog.public_key.valid_for,
+            &field("publicKey.validFor"),
+            true,
+        )?;
         let log_id = b64(&field("logId.keyId"), &tlog.log_id.key_id)?;
         if log_id.len() != 32 {
             return Err(format!(
@@ -163,7 +168,8 @@ fn timestamp(field: &str, text: &str) -> Result<SystemTime, String> {
 mod tests {
     use super::*;
 
-    const PUBLIC_GOOD: &str = include_str!("../../tests/fixtures/tlog/trusted-root-public-good.json");
+    const PUBLIC_GOOD: &str =
+        include_str!("../../tests/fixtures/tlog/trusted-root-public-good.json");
 
     fn read(text: &str) -> Result<TrustedRoot, String> {
         TrustedRoot::from_trusted_root_json(text.as_bytes())
@@ -179,7 +185,11 @@ mod tests {
             "c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d"
         );
         // For Rekor the id is the key's SHA-256.
-        assert_eq!(log.log_id, super::super::load::log_key(log.spki_der.clone(), log.validity.clone(), String::new()).log_id);
+        assert_eq!(
+            log.log_id,
+            super::super::load::log_key(log.spki_der.clone(), log.validity.clone(), String::new())
+                .log_id
+        );
         assert_eq!(log.base_url, "https://rekor.sigstore.dev");
         assert_eq!(log.validity.end, None);
         assert_eq!(root.certificate_authorities.len(), 2);
@@ -192,12 +202,37 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (PUBLIC_GOOD.replace("trustedroot+json;version=0.1", "trustedroot+json;version=0.2"), "mediaType is"),
-            (PUBLIC_GOOD.replacen("wNI9atQGlz+VWfO6LRygH4QUfY/8W4RFwiT5i5WRgB0=", "wNI9", 1), "tlogs[0].logId.keyId is 3 bytes"),
-            (PUBLIC_GOOD.replacen("\"start\": \"2021-01-12T11:53:27.000Z\"", "\"start\": \"yesterday\"", 1), "tlogs[0].publicKey.validFor.start \"yesterday\" is not an RFC 3339 time"),
-            (PUBLIC_GOOD.replacen("\"start\": \"2021-01-12T11:53:27.000Z\"", "\"x\": 1", 1), "tlogs[0].publicKey.validFor.start is missing"),
-            (PUBLIC_GOOD.replacen("\"rawBytes\": \"MFkw", "\"rawBytes\": \"!!", 1), "tlogs[0].publicKey.rawBytes is not valid base64"),
-            (PUBLIC_GOOD.replacen("\"rawBytes\": \"MIIB+DCC", "\"rawBytes\": \"AAAA", 1), "certificateAuthorities[0].certChain.certificates[0].rawBytes"),
+            (
+                PUBLIC_GOOD.replace(
+                    "trustedroot+json;version=0.1",
+                    "trustedroot+json;version=0.2",
+                ),
+                "mediaType is",
+            ),
+            (
+                PUBLIC_GOOD.replacen("wNI9atQGlz+VWfO6LRygH4QUfY/8W4RFwiT5i5WRgB0=", "wNI9", 1),
+                "tlogs[0].logId.keyId is 3 bytes",
+            ),
+            (
+                PUBLIC_GOOD.replacen(
+                    "\"start\": \"2021-01-12T11:53:27.000Z\"",
+                    "\"start\": \"yesterday\"",
+                    1,
+                ),
+                "tlogs[0].publicKey.validFor.start \"yesterday\" is not an RFC 3339 time",
+            ),
+            (
+                PUBLIC_GOOD.replacen("\"start\": \"2021-01-12T11:53:27.000Z\"", "\"x\": 1", 1),
+                "tlogs[0].publicKey.validFor.start is missing",
+            ),
+            (
+                PUBLIC_GOOD.replacen("\"rawBytes\": \"MFkw", "\"rawBytes\": \"!!", 1),
+                "tlogs[0].publicKey.rawBytes is not valid base64",
+            ),
+            (
+                PUBLIC_GOOD.replacen("\"rawBytes\": \"MIIB+DCC", "\"rawBytes\": \"AAAA", 1),
+                "certificateAuthorities[0].certChain.certificates[0].rawBytes",
+            ),
         ];
         for (text, expected) in cases {
             let err = read(&text).unwrap_err();

@@ -167,7 +167,12 @@ fn rekor_bundles_from_a_self_made_log_verify_and_every_tampered_variant_fails_as
     let repo = "e2e/tlog-legacy";
     let digest = push_image(&reg, repo, "v1");
     let image = reg.image_ref(repo, &digest);
-    sb.sigbridge().arg("sign").signer(&key).arg(&image).run().ok();
+    sb.sigbridge()
+        .arg("sign")
+        .signer(&key)
+        .arg(&image)
+        .run()
+        .ok();
     let case = Case {
         sb: &sb,
         reg: &reg,
@@ -187,18 +192,30 @@ fn rekor_bundles_from_a_self_made_log_verify_and_every_tampered_variant_fails_as
     );
 
     // No bundle: passes with a key (no log line), fails with --require-tlog.
-    let plain = case.sigbridge(&["--trusted-root", root.to_str().unwrap()]).ok();
-    assert!(!plain.stderr().contains("transparency log"), "{}", plain.describe());
+    let plain = case
+        .sigbridge(&["--trusted-root", root.to_str().unwrap()])
+        .ok();
+    assert!(
+        !plain.stderr().contains("transparency log"),
+        "{}",
+        plain.describe()
+    );
     let required = case
         .sigbridge(&["--trusted-root", root.to_str().unwrap(), "--require-tlog"])
         .code_is(exit::NO_MATCHING_SIGNATURES);
-    assert!(required.stderr().contains("--require-tlog requires one"), "{}", required.describe());
+    assert!(
+        required.stderr().contains("--require-tlog requires one"),
+        "{}",
+        required.describe()
+    );
 
     // The good bundle: both verify, print the same JSON, and sigbridge prints cosign's line.
     let body = hashedrekord(&payload, &signature, &key.public_pem());
     let good = log.bundle(&body, INTEGRATED, &log.id_hex());
     set_bundle(&reg, repo, &digest, Some(&good));
-    let ours = case.sigbridge(&["--trusted-root", root.to_str().unwrap()]).ok();
+    let ours = case
+        .sigbridge(&["--trusted-root", root.to_str().unwrap()])
+        .ok();
     assert!(
         ours.stderr().contains(
             "  - The cosign claims were validated\n  - Existence of the claims in the transparency log was verified offline\n  - The signatures were verified against the specified public key"
@@ -207,7 +224,11 @@ fn rekor_bundles_from_a_self_made_log_verify_and_every_tampered_variant_fails_as
         ours.describe()
     );
     let theirs = case.cosign(&root, &log.key.public);
-    assert!(theirs.status.success(), "cosign: {}", String::from_utf8_lossy(&theirs.stderr));
+    assert!(
+        theirs.status.success(),
+        "cosign: {}",
+        String::from_utf8_lossy(&theirs.stderr)
+    );
     assert_eq!(
         ours.stdout().trim(),
         String::from_utf8_lossy(&theirs.stdout).trim(),
@@ -225,7 +246,8 @@ fn rekor_bundles_from_a_self_made_log_verify_and_every_tampered_variant_fails_as
     // An entry but no trust material: refused, naming where to get it.
     let untrusted = case.sigbridge(&[]).code_is(exit::NO_MATCHING_SIGNATURES);
     assert!(
-        untrusted.stderr().contains("--trusted-root") && untrusted.stderr().contains("SIGSTORE_REKOR_PUBLIC_KEY"),
+        untrusted.stderr().contains("--trusted-root")
+            && untrusted.stderr().contains("SIGSTORE_REKOR_PUBLIC_KEY"),
         "{}",
         untrusted.describe()
     );
@@ -257,7 +279,12 @@ fn rekor_bundles_from_a_self_made_log_verify_and_every_tampered_variant_fails_as
             &root,
             "signed entry timestamp is invalid",
         ),
-        ("SET changed", bad_set, &root, "signed entry timestamp is invalid"),
+        (
+            "SET changed",
+            bad_set,
+            &root,
+            "signed entry timestamp is invalid",
+        ),
         (
             "integrated before the log key's validFor",
             good.clone(),
@@ -296,12 +323,21 @@ fn rekor_bundles_from_a_self_made_log_verify_and_every_tampered_variant_fails_as
         let ours = case
             .sigbridge(&["--trusted-root", root.to_str().unwrap()])
             .code_is(exit::NO_MATCHING_SIGNATURES);
-        assert!(ours.stderr().contains(expected), "{what}: {}", ours.describe());
+        assert!(
+            ours.stderr().contains(expected),
+            "{what}: {}",
+            ours.describe()
+        );
         // cosign 3.1.1 checks legacy bundles with the trusted root's logs and their validFor
         // (sigstore-go VerifySET); cosign 2.5.0 with the SIGSTORE_REKOR_PUBLIC_KEY keys only,
         // which carry no validity, so it accepts an entry integrated before the key's start.
         let v3 = case.cosign3(root);
-        assert_eq!(v3.status.code(), Some(12), "{what}: cosign 3.1.1: {}", String::from_utf8_lossy(&v3.stderr));
+        assert_eq!(
+            v3.status.code(),
+            Some(12),
+            "{what}: cosign 3.1.1: {}",
+            String::from_utf8_lossy(&v3.stderr)
+        );
         let v25 = case.cosign(root, &log.key.public);
         let cosign25_checks_validity = !expected.contains("integratedTime");
         assert_eq!(
@@ -312,8 +348,14 @@ fn rekor_bundles_from_a_self_made_log_verify_and_every_tampered_variant_fails_as
         );
         eprintln!(
             "{what}: cosign 3.1.1 says {:?}; cosign 2.5 {:?}",
-            String::from_utf8_lossy(&v3.stderr).lines().last().unwrap_or_default(),
-            String::from_utf8_lossy(&v25.stderr).lines().last().unwrap_or_default(),
+            String::from_utf8_lossy(&v3.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default(),
+            String::from_utf8_lossy(&v25.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default(),
         );
     }
     set_bundle(&reg, repo, &digest, None);
