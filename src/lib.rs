@@ -18,6 +18,7 @@ pub mod resolve;
 pub mod sign;
 pub mod store;
 pub mod test_knobs;
+pub mod tlog;
 pub mod trust;
 pub mod verify;
 

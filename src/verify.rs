@@ -17,6 +17,7 @@ use crate::format::SignatureFormat;
 use crate::registry::manifest::Descriptor;
 use crate::resolve::ResolvedImage;
 use crate::store::SignatureStore;
+use crate::tlog::{SignedMaterial, TlogPolicy, VerifiedTlog};
 
 pub use crate::format::VerifiedSignature;
 
@@ -41,6 +42,8 @@ pub struct VerifyOptions {
     pub annotations: BTreeMap<String, String>,
     /// Largest payload blob read.
     pub max_payload_size: u64,
+    /// Transparency-log checks: trusted logs, required or skipped.
+    pub tlog: TlogPolicy,
 }
 
 /// Verify the signatures of `image`: the store's candidates, each read and checked by the format.
@@ -158,12 +161,45 @@ async fn check_candidate(
     if !parsed.has_annotations(&opts.annotations) {
         return Err("missing or incorrect annotation".to_string());
     }
+    let tlog = check_tlog(stored, &candidate, opts)?;
     Ok(VerifiedSignature {
         payload: candidate.signed.to_vec(),
         parsed,
         signature: candidate.signature_text,
         certificate: candidate.certificate,
+        tlog,
     })
+}
+
+/// The candidate's transparency-log entry under the run's policy (after the signature and
+/// claims, as cosign checks the bundle last). The body is compared with the layer's
+/// certificate if it has one, else with the key; for a DSSE bundle with its statement.
+fn check_tlog(
+    stored: &Descriptor,
+    candidate: &crate::format::Candidate,
+    opts: &VerifyOptions,
+) -> std::result::Result<Option<VerifiedTlog>, String> {
+    let certificate_der = candidate
+        .certificate
+        .as_deref()
+        .and_then(|pem| sigbridge_signer::pem::decode_first(pem.as_bytes()).ok())
+        .map(|block| block.contents().to_vec());
+    let payload = match &candidate.tlog {
+        Some(crate::tlog::TlogEvidence::BundleEntries(_)) => {
+            crate::format::bundle::pae_payload(&candidate.signed).unwrap_or_default()
+        }
+        _ => &candidate.signed[..],
+    };
+    let signed = SignedMaterial {
+        signature_b64: &candidate.signature_text,
+        verifier_der: certificate_der
+            .as_deref()
+            .unwrap_or_else(|| opts.key.spki_der()),
+        payload,
+    };
+    opts.tlog
+        .check(candidate.tlog.as_ref(), &signed)
+        .map_err(|e| format!("signature layer {}: {e}", stored.digest))
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use sigbridge::payload::parse_annotations;
 use sigbridge::registry::manifest::Descriptor;
 use sigbridge::resolve::ResolvedImage;
 use sigbridge::store::{ReferrersStore, SigTagStore, SignatureStore};
+use sigbridge::tlog::TlogPolicy;
+use sigbridge::trust::TrustedRoot;
 use sigbridge::verify::{
     verify_image, verify_layers, VerifiedSignature, VerifyOptions, DEFAULT_MAX_PAYLOAD_SIZE,
 };
@@ -54,9 +56,22 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<OneFormat>,
 
-    /// Accepted for cosign compatibility: sigbridge never consults a transparency log.
-    #[arg(long, hide = true)]
+    /// Skip transparency-log checks: Rekor bundles and `tlogEntries` are neither read nor
+    /// required (as cosign's flag).
+    #[arg(long, conflicts_with = "require_tlog")]
     pub insecure_ignore_tlog: bool,
+
+    /// A Sigstore trusted_root.json: the transparency logs (and certificate authorities)
+    /// trusted, each within its validFor. Never fetched; see docs/verify.md to pin one.
+    /// Without it, SIGSTORE_REKOR_PUBLIC_KEY (PEM log key) and SIGSTORE_ROOT_FILE (PEM roots)
+    /// are read, as cosign reads them.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<std::path::PathBuf>,
+
+    /// Fail a signature that has no verified transparency-log entry (by default, a key-signed
+    /// signature without one passes; an entry present is always checked).
+    #[arg(long)]
+    pub require_tlog: bool,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -68,6 +83,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         allow_loopback_http: args.allow_http_key_url,
     };
     let key = key_source::load_public_key(&args.key, &fetch).await?;
+    let tlog = tlog_policy(&args)?;
     let annotations = parse_annotations(&args.annotations)?;
     let client = args.registry.client()?;
     let image = resolve(&client, &args.image, Verb::Verify).await?;
@@ -86,6 +102,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         key,
         annotations: annotations.clone(),
         max_payload_size,
+        tlog,
     };
     let bundle_format = SigstoreBundle::new(&opts.key, BTreeMap::new());
     let legacy_format = SimpleSigning::default();
@@ -133,6 +150,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         writeln!(err, "  - The specified annotations were verified.")?;
     }
     writeln!(err, "  - The cosign claims were validated")?;
+    if verified.iter().any(|v| v.tlog.is_some()) {
+        writeln!(
+            err,
+            "  - Existence of the claims in the transparency log was verified offline"
+        )?;
+    }
     writeln!(
         err,
         "  - The signatures were verified against the specified public key"
@@ -142,7 +165,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match args.output {
         OutputFormat::Json => {
-            let all: Vec<Value> = verified.iter().map(cosign_view).collect();
+            let all: Vec<CosignView<'_>> = verified.iter().map(cosign_view).collect();
             // Go's encoder, as cosign prints: HTML characters escaped, float64 numbers.
             writeln!(out, "\n{}", go_json::to_string(&all)?)?;
         }
@@ -174,17 +197,76 @@ async fn bundles_of(store: &ReferrersStore<'_>, image: &ResolvedImage) -> Option
     }
 }
 
-/// The payload as cosign re-marshals it for output (canonical key spelling, unknown fields dropped).
-fn cosign_view(v: &VerifiedSignature) -> Value {
+/// The payload as cosign re-marshals it for output (canonical key spelling, unknown fields
+/// dropped; a verified Rekor bundle as `optional.Bundle`, in the field order Go prints it).
+fn cosign_view(v: &VerifiedSignature) -> CosignView<'_> {
     let p = &v.parsed;
-    json!({
-        "critical": {
+    let mut optional: Option<BTreeMap<String, OptionalValue<'_>>> = p.optional.as_ref().map(|o| {
+        o.iter()
+            .map(|(k, v)| (k.clone(), OptionalValue::Plain(v.clone())))
+            .collect()
+    });
+    if let Some(bundle) = v.tlog.as_ref().and_then(|t| t.rekor_bundle.as_ref()) {
+        optional
+            .get_or_insert_with(BTreeMap::new)
+            .insert("Bundle".into(), OptionalValue::Bundle(bundle));
+    }
+    CosignView {
+        critical: json!({
             "identity": {"docker-reference": p.docker_reference},
             "image": {"docker-manifest-digest": p.manifest_digest},
             "type": p.signature_type,
-        },
-        "optional": p.optional.clone().map(Value::Object).unwrap_or(Value::Null),
+        }),
+        optional,
+    }
+}
+
+/// One verified signature as cosign prints it (Go sorts map keys, as `BTreeMap` does).
+#[derive(serde::Serialize)]
+struct CosignView<'a> {
+    critical: Value,
+    optional: Option<BTreeMap<String, OptionalValue<'a>>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum OptionalValue<'a> {
+    Plain(Value),
+    Bundle(&'a sigbridge::tlog::RekorBundleView),
+}
+
+/// The transparency-log policy of this run, with the trust material from `--trusted-root` or,
+/// without it, cosign's `SIGSTORE_REKOR_PUBLIC_KEY` / `SIGSTORE_ROOT_FILE`.
+fn tlog_policy(args: &Args) -> anyhow::Result<TlogPolicy> {
+    let invalid = |e: sigbridge::trust::TrustError| sigbridge::Error::InvalidInput(e.to_string());
+    let root = if let Some(path) = &args.trusted_root {
+        for var in ["SIGSTORE_REKOR_PUBLIC_KEY", "SIGSTORE_ROOT_FILE"] {
+            if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+                tracing::warn!("{var} is ignored: --trusted-root gives the trust material");
+            }
+        }
+        Some(TrustedRoot::from_trusted_root_file(path).map_err(invalid)?)
+    } else {
+        let mut root = TrustedRoot::default();
+        if let Some(path) = non_empty_env("SIGSTORE_REKOR_PUBLIC_KEY") {
+            root.add_rekor_public_keys_file(&path).map_err(invalid)?;
+        }
+        if let Some(path) = non_empty_env("SIGSTORE_ROOT_FILE") {
+            root.add_fulcio_roots_file(&path).map_err(invalid)?;
+        }
+        (root != TrustedRoot::default()).then_some(root)
+    };
+    Ok(TlogPolicy {
+        root,
+        require: args.require_tlog,
+        ignore: args.insecure_ignore_tlog,
     })
+}
+
+fn non_empty_env(var: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
 }
 
 /// The key `spec` names, as `verify --key` reads it (see `key_source`), with the system roots

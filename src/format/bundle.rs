@@ -22,6 +22,7 @@ use crate::payload::ParsedPayload;
 use crate::reference::Digest;
 use crate::registry::manifest::Descriptor;
 use crate::resolve::ResolvedImage;
+use crate::tlog::TlogEvidence;
 
 pub use pae::encode as pae;
 
@@ -114,6 +115,11 @@ pub fn read_signed_bytes(signed: &[u8]) -> Result<ParsedPayload, String> {
         ));
     }
     read_statement(statement).map_err(|e| format!("statement {e}"))
+}
+
+/// The DSSE payload (the statement) inside signed bytes that are a PAE.
+pub fn pae_payload(signed: &[u8]) -> Option<&[u8]> {
+    pae::decode(signed).map(|(_, payload)| payload)
 }
 
 /// `publicKey.hint` for `key`: std-base64 SHA-256 of its PKIX DER.
@@ -237,11 +243,23 @@ impl SignatureFormat for SigstoreBundle {
                 Some(pem::encode("CERTIFICATE", &der))
             }
         };
+        // Accepted only once verified: `crate::verify` checks them (or fails without trust).
+        let tlog = match material.and_then(|m| m.get("tlogEntries")) {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(list)) if list.is_empty() => None,
+            Some(Value::Array(list)) => Some(TlogEvidence::BundleEntries(list.clone())),
+            Some(_) => {
+                return Err(format!(
+                    "{what}: verificationMaterial.tlogEntries is not a list"
+                ))
+            }
+        };
         Ok(Candidate {
             signed: Bytes::from(pae::encode(payload_type, &statement)),
             signature,
             signature_text,
             certificate,
+            tlog,
         })
     }
 

@@ -78,6 +78,8 @@ pub struct Candidate {
     pub signature_text: String,
     /// The PEM certificate stored with it, if any.
     pub certificate: Option<String>,
+    /// Transparency-log material stored with it (checked by [`crate::verify`]), if any.
+    pub tlog: Option<crate::tlog::TlogEvidence>,
 }
 
 /// A signature that passed every check.
@@ -91,6 +93,8 @@ pub struct VerifiedSignature {
     pub signature: String,
     /// The certificate stored with it, if present.
     pub certificate: Option<String>,
+    /// Its transparency-log entry, if one was verified.
+    pub tlog: Option<crate::tlog::VerifiedTlog>,
 }
 
 /// A signature format. Reading back is split so the checks common to all formats (size limits,

@@ -13,6 +13,7 @@ use super::{Candidate, Dedupe, Envelope, Payload, SignatureFormat};
 use crate::payload::{ParsedPayload, SimpleSigningPayload};
 use crate::registry::manifest::{media_types, Descriptor};
 use crate::resolve::ResolvedImage;
+use crate::tlog::{TlogEvidence, REKOR_BUNDLE_ANNOTATION};
 
 /// Annotation holding the base64 signature (cosign keeps its old project prefix for this one).
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
@@ -118,6 +119,11 @@ impl SignatureFormat for SimpleSigning {
                 .as_ref()
                 .and_then(|a| a.get(CERTIFICATE_ANNOTATION))
                 .cloned(),
+            tlog: stored
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(REKOR_BUNDLE_ANNOTATION))
+                .map(|text| TlogEvidence::RekorBundle(text.clone())),
         })
     }
 

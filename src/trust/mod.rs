@@ -4,7 +4,13 @@
 //! `SIGSTORE_REKOR_PUBLIC_KEY` / `SIGSTORE_ROOT_FILE`) is read into a [`TrustedRoot`]; the
 //! checks (transparency-log entries, certificate chains) take it as it is, never fetch it.
 
+mod load;
+mod root_json;
+
 use std::time::SystemTime;
+
+pub use load::{TrustError, MAX_TRUST_FILE};
+pub use root_json::TRUSTED_ROOT_MEDIA_TYPE;
 
 /// When a piece of trust material may be used: from `start`, until `end` if it has one.
 #[derive(Clone, Debug, PartialEq, Eq)]

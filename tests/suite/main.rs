@@ -32,6 +32,7 @@ mod e2e_signatures;
 mod e2e_signpath;
 mod e2e_signpath_bundle;
 mod e2e_signpath_transport;
+mod e2e_tlog;
 mod e2e_vendors;
 mod e2e_verify;
 mod prop_parsers;

@@ -264,3 +264,34 @@ fn the_signature_from_a_different_key_does_not_verify() {
         "nwxAK0/CkiMzi0gx7Vr3TlH+4DKagbfpW0MkZ5r1hwY="
     );
 }
+
+#[test]
+fn tlog_entries_are_handed_to_verify_and_a_non_list_is_refused() {
+    let format = SigstoreBundle::new(&fixture_key(), BTreeMap::new());
+    let blob = FIXTURE_BUNDLE.to_vec();
+    let plain = format
+        .open(&blob_descriptor(&blob), Bytes::from(blob))
+        .unwrap();
+    assert_eq!(plain.tlog, None, "cosign 3.1.1 made this one without a log");
+    let entry = json!({"logIndex": "1", "canonicalizedBody": "e30="});
+    let with = tampered(|b| b["verificationMaterial"]["tlogEntries"] = json!([entry.clone()]));
+    let candidate = format
+        .open(&blob_descriptor(&with), Bytes::from(with))
+        .unwrap();
+    assert_eq!(
+        candidate.tlog,
+        Some(TlogEvidence::BundleEntries(vec![entry]))
+    );
+    let empty = tampered(|b| b["verificationMaterial"]["tlogEntries"] = json!([]));
+    assert_eq!(
+        format
+            .open(&blob_descriptor(&empty), Bytes::from(empty))
+            .unwrap()
+            .tlog,
+        None
+    );
+    refused(
+        &tampered(|b| b["verificationMaterial"]["tlogEntries"] = json!({})),
+        "verificationMaterial.tlogEntries is not a list",
+    );
+}
