@@ -13,10 +13,13 @@ use futures::stream::{self, StreamExt};
 use sigbridge_signer::PublicKey;
 
 use crate::error::{Error, Result};
-use crate::format::SignatureFormat;
+use crate::format::simple_signing::CHAIN_ANNOTATION;
+use crate::format::{Candidate, SignatureFormat};
+use crate::keyless::{self, CertificateInput, IdentityPolicy};
 use crate::registry::manifest::Descriptor;
 use crate::resolve::ResolvedImage;
 use crate::store::SignatureStore;
+use crate::trust::TrustedRoot;
 
 pub use crate::format::VerifiedSignature;
 
@@ -32,11 +35,33 @@ pub const MAX_VERIFY_TOTAL: u64 = 256 * 1024 * 1024;
 /// How many layers are fetched and checked at once (cosign's `--max-workers` default).
 const VERIFY_CONCURRENCY: usize = 10;
 
+/// What a signature must verify with.
+#[derive(Clone, Debug)]
+pub enum SignatureCheck {
+    /// `--key`: this public key.
+    Key(PublicKey),
+    /// No key: a Fulcio certificate chaining to the trusted root, naming an accepted signer
+    /// (see [`crate::keyless`]).
+    Keyless(Box<KeylessCheck>),
+}
+
+/// What a keyless signature is checked against.
+#[derive(Clone, Debug)]
+pub struct KeylessCheck {
+    /// Certificate authorities (and transparency logs) to trust.
+    pub trusted_root: TrustedRoot,
+    /// Who may have signed.
+    pub policy: IdentityPolicy,
+    /// `--certificate` (and `--certificate-chain`): used instead of the one stored with the
+    /// signature.
+    pub certificate: Option<CertificateInput>,
+}
+
 /// What to check.
 #[derive(Clone, Debug)]
 pub struct VerifyOptions {
-    /// The public key signatures must verify with.
-    pub key: PublicKey,
+    /// The key, or the keyless checks, signatures must verify with.
+    pub check: SignatureCheck,
     /// `-a` annotations that must be present with equal string values.
     pub annotations: BTreeMap<String, String>,
     /// Largest payload blob read.
@@ -145,9 +170,13 @@ async fn check_candidate(
         .map_err(|e| format!("signature layer {}: reading payload: {e}", stored.digest))?;
     let candidate = format.open(stored, blob)?;
     // cosign's order: the signature over the exact signed bytes first, then the claims.
-    opts.key
-        .verify(&candidate.signed, &candidate.signature)
-        .map_err(|e| format!("signature layer {}: {e}", stored.digest))?;
+    match &opts.check {
+        SignatureCheck::Key(key) => key
+            .verify(&candidate.signed, &candidate.signature)
+            .map_err(|e| format!("signature layer {}: {e}", stored.digest))?,
+        SignatureCheck::Keyless(check) => check_keyless(check, stored, &candidate)
+            .map_err(|e| format!("signature layer {}: {e}", stored.digest))?,
+    }
     let parsed = format.claims(stored, &candidate)?;
     if parsed.manifest_digest != image.digest.to_string() {
         return Err(format!(
@@ -164,6 +193,44 @@ async fn check_candidate(
         signature: candidate.signature_text,
         certificate: candidate.certificate,
     })
+}
+
+/// The keyless checks of one candidate: its certificate (or `--certificate`) at the verified
+/// signing time.
+fn check_keyless(
+    check: &KeylessCheck,
+    stored: &Descriptor,
+    candidate: &Candidate,
+) -> std::result::Result<(), String> {
+    // The transparency-log check (issue 15, part A) yields the verified integrated time here.
+    let verified_tlog_time = None;
+    let signing_time = keyless::signing_time::require(verified_tlog_time)?;
+    let stored_material;
+    let material = match &check.certificate {
+        Some(given) => given,
+        None => {
+            let Some(leaf) = &candidate.certificate else {
+                return Err("no certificate is stored with this signature (keyless verification needs one; or give --certificate)".into());
+            };
+            let chain = stored
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(CHAIN_ANNOTATION));
+            stored_material = CertificateInput::from_pem(leaf, chain.map(String::as_str))
+                .map_err(|e| e.to_string())?;
+            &stored_material
+        }
+    };
+    keyless::verify_keyless(
+        material,
+        &candidate.signed,
+        &candidate.signature,
+        &check.trusted_root,
+        signing_time,
+        &check.policy,
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! `sigbridge verify --key PUB IMAGE`: cosign's checks, output layout and exit codes.
+//! `sigbridge verify --key PUB IMAGE`: cosign's checks, output layout and exit codes. Without
+//! `--key`, keyless: the `--certificate-*` flags select the signer (see [`keyless_args`]).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -12,12 +13,15 @@ use sigbridge::registry::manifest::Descriptor;
 use sigbridge::resolve::ResolvedImage;
 use sigbridge::store::{ReferrersStore, SigTagStore, SignatureStore};
 use sigbridge::verify::{
-    verify_image, verify_layers, VerifiedSignature, VerifyOptions, DEFAULT_MAX_PAYLOAD_SIZE,
+    verify_image, verify_layers, SignatureCheck, VerifiedSignature, VerifyOptions,
+    DEFAULT_MAX_PAYLOAD_SIZE,
 };
 use sigbridge::ExitCode;
 use sigbridge_signer::PublicKey;
 
 use sigbridge::providers::SignerSpec;
+
+mod keyless;
 
 use super::common::{read_small_file, resolve, signature_repository_override, RegistryArgs, Verb};
 use super::formats::OneFormat;
@@ -27,9 +31,13 @@ use super::OutputFormat;
 pub struct Args {
     /// The public key: a PEM file (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE), env://VAR, a
     /// signer URI such as `pkcs11:` (the key is read from the token, as cosign does), or a
-    /// signer profile name from sigbridge.toml.
+    /// signer profile name from sigbridge.toml. Without it, keyless verification (the
+    /// `--certificate-*` flags).
     #[arg(long, value_name = "KEY")]
-    pub key: String,
+    pub key: Option<String>,
+
+    #[command(flatten)]
+    pub keyless: keyless::KeylessArgs,
 
     /// The image to verify.
     pub image: String,
@@ -57,7 +65,10 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let key = load_public_key(&args.key).await?;
+    let check = match &args.key {
+        Some(spec) => SignatureCheck::Key(load_public_key(spec).await?),
+        None => SignatureCheck::Keyless(Box::new(args.keyless.check()?)),
+    };
     let annotations = parse_annotations(&args.annotations)?;
     let client = args.registry.client()?;
     let image = resolve(&client, &args.image, Verb::Verify).await?;
@@ -73,11 +84,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(_) => DEFAULT_MAX_PAYLOAD_SIZE,
     };
     let opts = VerifyOptions {
-        key,
+        check,
         annotations: annotations.clone(),
         max_payload_size,
     };
-    let bundle_format = SigstoreBundle::new(&opts.key, BTreeMap::new());
+    // The key hint is only written when signing; any key does for reading.
+    let bundle_format = match &opts.check {
+        SignatureCheck::Key(key) => SigstoreBundle::new(key, BTreeMap::new()),
+        SignatureCheck::Keyless(_) => SigstoreBundle::reader(),
+    };
     let legacy_format = SimpleSigning::default();
     let (bundles, mut verified) = match args.format {
         Some(OneFormat::Bundle) => (
@@ -123,10 +138,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         writeln!(err, "  - The specified annotations were verified.")?;
     }
     writeln!(err, "  - The cosign claims were validated")?;
-    writeln!(
-        err,
-        "  - The signatures were verified against the specified public key"
-    )?;
+    match &opts.check {
+        SignatureCheck::Key(_) => writeln!(
+            err,
+            "  - The signatures were verified against the specified public key"
+        )?,
+        SignatureCheck::Keyless(_) => {
+            writeln!(err, "  - Existence of the claims in the transparency log was verified offline")?;
+            writeln!(err, "  - The code-signing certificate was verified using trusted certificate authority certificates")?;
+        }
+    }
     drop(err);
 
     let mut out = std::io::stdout().lock();
