@@ -109,6 +109,7 @@ fn classify(e: webpki::Error, authority: &CertificateAuthority, at: SystemTime) 
             at,
             what: format!("a certificate of the chain to {} ({e:?})", authority.uri),
         },
+        #[allow(deprecated)]
         W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) => {
             KeylessError::WrongKeyUsage(format!(
                 "a certificate of the chain to {} lists extended key usages without code signing",

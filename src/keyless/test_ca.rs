@@ -48,7 +48,6 @@ impl LeafSpec {
 
 /// A leaf and its key (which signs payloads).
 pub struct Leaf {
-    pub der: Vec<u8>,
     pub pem: String,
     pub key: KeyPair,
 }
@@ -166,7 +165,6 @@ impl TestCa {
         let issuer = rcgen::Issuer::from_params(&self.intermediate_params, &self.intermediate_key);
         let cert = p.signed_by(&key, &issuer).expect("leaf");
         Leaf {
-            der: cert.der().to_vec(),
             pem: cert.pem(),
             key,
         }
