@@ -152,14 +152,14 @@ fn a_keyless_signature_attached_by_cosign_verifies_and_each_misuse_is_refused() 
 
     // Real cosign agrees on the good signature and on the wrong identity.
     let cosign = |identity: &str, chain: &std::path::Path| {
-        cosign_for(&reg)
-            .args(["verify", "--insecure-ignore-tlog", "--insecure-ignore-sct"])
+        let mut c = cosign_for(&reg);
+        c.args(["verify", "--insecure-ignore-tlog", "--insecure-ignore-sct"])
             .args(["--certificate-identity", identity, "--certificate-oidc-issuer", ISSUER])
             .arg("--certificate-chain")
             .arg(chain)
             .args(reg.cosign_args())
-            .arg(&s.image)
-            .run()
+            .arg(&s.image);
+        c.run()
     };
     let ok = cosign(IDENTITY, &s.chain);
     assert!(ok.status.success(), "{}", ok.describe());
