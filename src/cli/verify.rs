@@ -123,6 +123,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if matches!(opts.check, SignatureCheck::Keyless(_)) {
+        verified.iter_mut().for_each(keyless::add_certificate_fields);
+    }
 
     let name = match image.reference.tag() {
         Some(tag) if image.from_tag => format!("{}:{tag}", image.repository()),

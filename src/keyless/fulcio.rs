@@ -65,6 +65,17 @@ impl Workflow {
         }
     }
 
+    /// The key cosign prints it under in `optional`.
+    fn cosign_key(self) -> &'static str {
+        match self {
+            Self::Trigger => "githubWorkflowTrigger",
+            Self::Sha => "githubWorkflowSha",
+            Self::Name => "githubWorkflowName",
+            Self::Repository => "githubWorkflowRepository",
+            Self::Ref => "githubWorkflowRef",
+        }
+    }
+
     /// As cosign names it in its messages ("expected GitHub Workflow SHA not found ...").
     pub fn cosign_name(self) -> &'static str {
         match self {
@@ -80,8 +91,8 @@ impl Workflow {
 /// Who a certificate was issued to, as Fulcio wrote it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CertificateIdentity {
-    /// Every SAN cosign compares `--certificate-identity` with: emails, URIs, DNS names, IP
-    /// addresses, and Fulcio's otherName username.
+    /// Every SAN cosign compares `--certificate-identity` with, in Go's order: DNS names,
+    /// emails, IP addresses, URIs, Fulcio's otherName username.
     pub subjects: Vec<String>,
     /// The OIDC issuer (`.1.8`, else `.1.1`); empty when the certificate has neither.
     pub issuer: String,
@@ -92,6 +103,24 @@ pub struct CertificateIdentity {
 }
 
 impl CertificateIdentity {
+    /// The fields cosign adds to a keyless signature's `optional` when it prints it: `Subject`
+    /// (the first SAN), `Issuer` and its OID, each GitHub workflow value under its name and OID.
+    pub fn cosign_optional(&self) -> Vec<(String, String)> {
+        let mut out = vec![(
+            "Subject".to_string(),
+            self.subjects.first().cloned().unwrap_or_default(),
+        )];
+        if !self.issuer.is_empty() {
+            out.push(("Issuer".into(), self.issuer.clone()));
+            out.push((OID_ISSUER_V1.to_string(), self.issuer.clone()));
+        }
+        for (w, v) in &self.workflow {
+            out.push((w.cosign_key().to_string(), v.clone()));
+            out.push((format!("{FULCIO_ARC}{}", w.arc()), v.clone()));
+        }
+        out
+    }
+
     /// Read the identity of the DER certificate `der`.
     pub fn of(der: &[u8]) -> Result<Self, KeylessError> {
         let cert = Certificate::from_der(der)
@@ -147,12 +176,14 @@ fn subjects(value: &[u8]) -> Result<Vec<String>, KeylessError> {
     let san = SubjectAltName::from_der(value).map_err(|e| {
         KeylessError::Malformed(format!("the Subject Alternative Name is not DER: {e}"))
     })?;
-    let mut out = Vec::new();
+    // Go's order (cosign prints the first as `Subject`): DNS names, emails, IPs, URIs, otherName.
+    let (mut dns, mut email, mut ips, mut uris, mut other) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for name in san.0 {
         match name {
-            GeneralName::Rfc822Name(s)
-            | GeneralName::DnsName(s)
-            | GeneralName::UniformResourceIdentifier(s) => out.push(s.to_string()),
+            GeneralName::DnsName(s) => dns.push(s.to_string()),
+            GeneralName::Rfc822Name(s) => email.push(s.to_string()),
+            GeneralName::UniformResourceIdentifier(s) => uris.push(s.to_string()),
             GeneralName::IpAddress(ip) => {
                 let b = ip.as_bytes();
                 let addr = match b.len() {
@@ -161,18 +192,19 @@ fn subjects(value: &[u8]) -> Result<Vec<String>, KeylessError> {
                     _ => None,
                 };
                 if let Some(a) = addr {
-                    out.push(a.to_string());
+                    ips.push(a.to_string());
                 }
             }
-            GeneralName::OtherName(other) if other.type_id == OID_OTHERNAME_USERNAME => {
-                let s: Utf8StringRef<'_> = other.value.decode_as().map_err(|e| {
+            GeneralName::OtherName(o) if o.type_id == OID_OTHERNAME_USERNAME => {
+                let s: Utf8StringRef<'_> = o.value.decode_as().map_err(|e| {
                     KeylessError::Malformed(format!("the otherName SAN is not a UTF8String: {e}"))
                 })?;
-                out.push(s.as_str().to_string());
+                other.push(s.as_str().to_string());
             }
             _ => {}
         }
     }
+    let out: Vec<String> = [dns, email, ips, uris, other].concat();
     Ok(out)
 }
 

@@ -163,6 +163,10 @@ fn a_keyless_signature_attached_by_cosign_verifies_and_each_misuse_is_refused() 
     };
     let ok = cosign(IDENTITY, &s.chain);
     assert!(ok.status.success(), "{}", ok.describe());
+    // The same JSON as cosign prints: the payload with Subject, Issuer and the workflow values.
+    let theirs: serde_json::Value = serde_json::from_str(ok.stdout_str().trim()).unwrap();
+    assert_eq!(verified, theirs, "{}", ok.describe());
+    assert_eq!(verified[0]["optional"]["githubWorkflowRepository"], "acme/app");
     assert!(!cosign("someone@example.com", &s.chain).status.success());
     assert!(!cosign(IDENTITY, &rogue_chain).status.success());
     let _ = pem_of;

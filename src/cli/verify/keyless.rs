@@ -142,3 +142,20 @@ fn read_text(path: &Path, flag: &str) -> anyhow::Result<String> {
     String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("{flag} {}: not a PEM text file", path.display()))
 }
+
+/// Add what cosign prints for a signature with a certificate to its `optional`: `Subject`,
+/// `Issuer`, the GitHub workflow values (under their names and OIDs).
+pub fn add_certificate_fields(v: &mut sigbridge::verify::VerifiedSignature) {
+    let Some(pem) = &v.certificate else { return };
+    let Ok(input) = CertificateInput::from_pem(pem, None) else {
+        return;
+    };
+    // The certificate verified already; one that cannot be read again adds nothing.
+    let Ok(identity) = sigbridge::keyless::CertificateIdentity::of(&input.leaf_der) else {
+        return;
+    };
+    let optional = v.parsed.optional.get_or_insert_with(Default::default);
+    for (k, value) in identity.cosign_optional() {
+        optional.insert(k, serde_json::Value::String(value));
+    }
+}
