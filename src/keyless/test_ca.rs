@@ -85,6 +85,12 @@ fn utf8(s: &str) -> Vec<u8> {
 impl TestCa {
     /// A root valid from `from` to `to` (Unix seconds) with an intermediate of the same span.
     pub fn new(name: &str, from: i64, to: i64) -> Self {
+        Self::with_spans(name, (from, to), (from, to))
+    }
+
+    /// A root and an intermediate, each valid over its own `(from, to)` span.
+    pub fn with_spans(name: &str, root_span: (i64, i64), intermediate_span: (i64, i64)) -> Self {
+        let (from, to) = root_span;
         let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("key");
         let mut root = CertificateParams::new(Vec::<String>::new()).expect("params");
         root.distinguished_name = DistinguishedName::new();
@@ -106,8 +112,8 @@ impl TestCa {
         inter.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         inter.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         inter.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-        inter.not_before = at(from);
-        inter.not_after = at(to);
+        inter.not_before = at(intermediate_span.0);
+        inter.not_after = at(intermediate_span.1);
         let inter_cert = inter
             .signed_by(&intermediate_key, &root_issuer)
             .expect("intermediate");

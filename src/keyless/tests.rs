@@ -291,5 +291,14 @@ fn authorities_count_only_within_their_validity_and_so_do_their_roots() {
     let err = chain::verify_chain(&m.leaf_der, &[], &test_root(&old), unix(T0 as u64 + 60))
         .unwrap_err();
     assert!(matches!(err, KeylessError::OutsideValidity { .. }), "{err}");
+
+    // Only the root expired (webpki does not look at an anchor's dates; Go's x509 does).
+    let stale_root = TestCa::with_spans("stale", (T0 - 86400, T0 + 30), (T0 - 86400, T0 + 86400));
+    let leaf = stale_root.issue(&LeafSpec::github(T0));
+    let m = CertificateInput::from_pem(&leaf.pem, None).unwrap();
+    let err = chain::verify_chain(&m.leaf_der, &[], &test_root(&stale_root), unix(T0 as u64 + 60))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the root of https://fulcio.test is valid from"), "{err}");
     let _ = pem_of;
 }

@@ -218,3 +218,53 @@ fn keyless_needs_an_identity_and_an_issuer_as_cosign_says() {
         out.describe()
     );
 }
+
+#[test]
+fn a_keyless_sigstore_bundle_verifies_with_its_certificate() {
+    let reg = Registry::shared_plain();
+    let sb = Sandbox::new();
+    let ca = TestCa::new("fulcio-test", now() - 86400, now() + 86400);
+    let repo = "e2e/keyless-bundle";
+    let digest = push_image(&reg, repo, "v1");
+    let image = reg.image_ref(repo, &digest);
+    let t0 = now() - 60;
+    let leaf = ca.issue(&LeafSpec::github(t0));
+    let pae = sb
+        .sigbridge()
+        .args(["generate", "--format", "bundle"])
+        .arg(&image)
+        .run()
+        .ok()
+        .out
+        .stdout;
+    let payload = sb.write("statement.pae", &pae);
+    let signature = sb.write("pae.sig", b64(&leaf.sign(&pae)));
+    let cert = sb.write("leaf.pem", &leaf.pem);
+    let chain = sb.write("chain.pem", ca.chain_pem());
+    sb.sigbridge()
+        .args(["attach", "--format", "bundle", "--payload"])
+        .arg(&payload)
+        .arg("--signature")
+        .arg(&signature)
+        .arg("--certificate")
+        .arg(&cert)
+        .arg(&image)
+        .run()
+        .ok();
+    let s = Signed {
+        image,
+        chain: chain.clone(),
+        signed_at: t0 + 30,
+    };
+    // No --format: the bundle among the referrers is what is verified, with its certificate.
+    let out = verify(&sb, &s, &chain, &[]).ok();
+    let verified: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(verified[0]["optional"]["Subject"], IDENTITY, "{}", out.describe());
+    let out = verify(&sb, &s, &chain, &["--certificate-identity-regexp", "^mailto:"])
+        .code_is(exit::NO_MATCHING_SIGNATURES);
+    assert!(
+        out.stderr().contains("(the identity does not match"),
+        "{}",
+        out.describe()
+    );
+}
