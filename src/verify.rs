@@ -39,7 +39,7 @@ const VERIFY_CONCURRENCY: usize = 10;
 #[derive(Clone, Debug)]
 pub enum SignatureCheck {
     /// `--key`: this public key.
-    Key(PublicKey),
+    Key(Box<PublicKey>),
     /// No key: a Fulcio certificate chaining to the trusted root, naming an accepted signer
     /// (see [`crate::keyless`]).
     Keyless(Box<KeylessCheck>),

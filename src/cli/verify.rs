@@ -66,7 +66,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let check = match &args.key {
-        Some(spec) => SignatureCheck::Key(load_public_key(spec).await?),
+        Some(spec) => SignatureCheck::Key(Box::new(load_public_key(spec).await?)),
         None => SignatureCheck::Keyless(Box::new(args.keyless.check()?)),
     };
     let annotations = parse_annotations(&args.annotations)?;
@@ -124,7 +124,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if matches!(opts.check, SignatureCheck::Keyless(_)) {
-        verified.iter_mut().for_each(keyless::add_certificate_fields);
+        verified
+            .iter_mut()
+            .for_each(keyless::add_certificate_fields);
     }
 
     let name = match image.reference.tag() {
@@ -147,7 +149,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "  - The signatures were verified against the specified public key"
         )?,
         SignatureCheck::Keyless(_) => {
-            writeln!(err, "  - Existence of the claims in the transparency log was verified offline")?;
+            writeln!(
+                err,
+                "  - Existence of the claims in the transparency log was verified offline"
+            )?;
             writeln!(err, "  - The code-signing certificate was verified using trusted certificate authority certificates")?;
         }
     }

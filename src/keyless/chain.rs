@@ -38,12 +38,12 @@ pub fn verify_chain<'r>(
     if authorities.is_empty() {
         return Err(KeylessError::NoAuthorityAt(at));
     }
-    let since_epoch = at.duration_since(SystemTime::UNIX_EPOCH).map_err(|_| {
-        KeylessError::OutsideValidity {
-            at,
-            what: "a signing time before 1970".into(),
-        }
-    })?;
+    let since_epoch =
+        at.duration_since(SystemTime::UNIX_EPOCH)
+            .map_err(|_| KeylessError::OutsideValidity {
+                at,
+                what: "a signing time before 1970".into(),
+            })?;
     let time = UnixTime::since_unix_epoch(since_epoch);
     let leaf_der = CertificateDer::from(leaf);
     let ee = EndEntityCert::try_from(&leaf_der)
@@ -136,11 +136,7 @@ fn check_validity(der: &[u8], at: SystemTime, what: &str) -> Result<(), KeylessE
     if at < from || at > to {
         return Err(KeylessError::OutsideValidity {
             at,
-            what: format!(
-                "{what} is valid from {} to {}",
-                rfc3339(from),
-                rfc3339(to)
-            ),
+            what: format!("{what} is valid from {} to {}", rfc3339(from), rfc3339(to)),
         });
     }
     Ok(())

@@ -60,12 +60,13 @@ impl CertificateInput {
         material: &serde_json::Value,
     ) -> Result<Option<Self>, KeylessError> {
         let raw = |v: &serde_json::Value, what: &str| -> Result<Vec<u8>, KeylessError> {
-            let text = v.get("rawBytes").and_then(|r| r.as_str()).ok_or_else(|| {
-                KeylessError::Malformed(format!("{what} has no rawBytes string"))
-            })?;
-            STANDARD
-                .decode(text)
-                .map_err(|e| KeylessError::Malformed(format!("{what}: rawBytes is not base64: {e}")))
+            let text = v
+                .get("rawBytes")
+                .and_then(|r| r.as_str())
+                .ok_or_else(|| KeylessError::Malformed(format!("{what} has no rawBytes string")))?;
+            STANDARD.decode(text).map_err(|e| {
+                KeylessError::Malformed(format!("{what}: rawBytes is not base64: {e}"))
+            })
         };
         if let Some(cert) = material.get("certificate") {
             return Ok(Some(Self {
@@ -92,7 +93,12 @@ impl CertificateInput {
         }
         let mut der = certs
             .iter()
-            .map(|c| raw(c, "verificationMaterial.x509CertificateChain.certificates[]"))
+            .map(|c| {
+                raw(
+                    c,
+                    "verificationMaterial.x509CertificateChain.certificates[]",
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let leaf_der = der.remove(0);
         Ok(Some(Self {

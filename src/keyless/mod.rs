@@ -57,7 +57,8 @@ pub fn verify_keyless(
     signing_time: SystemTime,
     policy: &IdentityPolicy,
 ) -> Result<KeylessVerified, KeylessError> {
-    let authority = chain::verify_chain(&material.leaf_der, &material.chain_der, root, signing_time)?;
+    let authority =
+        chain::verify_chain(&material.leaf_der, &material.chain_der, root, signing_time)?;
     let identity = CertificateIdentity::of(&material.leaf_der)?;
     policy.check(&identity)?;
     let key = PublicKey::from_certificate_der(&material.leaf_der)

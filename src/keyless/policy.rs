@@ -139,10 +139,16 @@ mod tests {
     fn each_mismatch_is_named() {
         let good_id = || Matcher::Exact(cert().subjects[0].clone());
         let good_iss = || Matcher::Exact(cert().issuer);
-        let wrong_issuer = policy(good_id(), Matcher::Exact("https://accounts.google.com".into()));
+        let wrong_issuer = policy(
+            good_id(),
+            Matcher::Exact("https://accounts.google.com".into()),
+        );
         let err = wrong_issuer.check(&cert()).unwrap_err().to_string();
         assert!(err.starts_with("none of the expected identities matched what was in the certificate, got subjects [https://github.com/acme/app/"), "{err}");
-        assert!(err.ends_with("(the OIDC issuer does not match --certificate-oidc-issuer[-regexp])"), "{err}");
+        assert!(
+            err.ends_with("(the OIDC issuer does not match --certificate-oidc-issuer[-regexp])"),
+            "{err}"
+        );
 
         let mut wrong_trigger = policy(good_id(), good_iss());
         wrong_trigger
@@ -154,6 +160,9 @@ mod tests {
         let mut absent = policy(good_id(), good_iss());
         absent.workflow.insert(Workflow::Sha, "abc".into());
         let err = absent.check(&cert()).unwrap_err().to_string();
-        assert!(err.contains("GitHub Workflow SHA") && err.ends_with("has none)"), "{err}");
+        assert!(
+            err.contains("GitHub Workflow SHA") && err.ends_with("has none)"),
+            "{err}"
+        );
     }
 }

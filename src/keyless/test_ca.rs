@@ -143,9 +143,7 @@ impl TestCa {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
         let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
         p.distinguished_name = DistinguishedName::new();
-        p.subject_alt_names = vec![SanType::URI(
-            spec.san_uri.as_str().try_into().expect("ia5"),
-        )];
+        p.subject_alt_names = vec![SanType::URI(spec.san_uri.as_str().try_into().expect("ia5"))];
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         p.extended_key_usages = if spec.code_signing {
             vec![ExtendedKeyUsagePurpose::CodeSigning]
@@ -159,15 +157,21 @@ impl TestCa {
             spec.issuer.as_bytes().to_vec(),
         ));
         if let Some(t) = &spec.workflow_trigger {
-            p.custom_extensions
-                .push(CustomExtension::from_oid_content(&fulcio(2), t.as_bytes().to_vec()));
+            p.custom_extensions.push(CustomExtension::from_oid_content(
+                &fulcio(2),
+                t.as_bytes().to_vec(),
+            ));
         }
         if let Some(r) = &spec.workflow_repository {
-            p.custom_extensions
-                .push(CustomExtension::from_oid_content(&fulcio(5), r.as_bytes().to_vec()));
+            p.custom_extensions.push(CustomExtension::from_oid_content(
+                &fulcio(5),
+                r.as_bytes().to_vec(),
+            ));
         }
-        p.custom_extensions
-            .push(CustomExtension::from_oid_content(&fulcio(8), utf8(&spec.issuer)));
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            &fulcio(8),
+            utf8(&spec.issuer),
+        ));
         let issuer = rcgen::Issuer::from_params(&self.intermediate_params, &self.intermediate_key);
         let cert = p.signed_by(&key, &issuer).expect("leaf");
         Leaf {

@@ -14,11 +14,14 @@ use super::test_ca::{pem_of, LeafSpec, TestCa};
 use super::*;
 use crate::trust::{CertificateAuthority, TrustedRoot, Validity};
 
-const PROVENANCE: &str = include_str!("../../tests/fixtures/keyless/sigstore-js-provenance.bundle.json");
+const PROVENANCE: &str =
+    include_str!("../../tests/fixtures/keyless/sigstore-js-provenance.bundle.json");
 const DSSE: &str = include_str!("../../tests/fixtures/keyless/dsse.sigstore.json");
 const OTHERNAME: &str = include_str!("../../tests/fixtures/keyless/othername.sigstore.json");
-const PUBLIC_GOOD: &str = include_str!("../../tests/fixtures/keyless/public-good.trusted_root.json");
-const SCAFFOLDING: &str = include_str!("../../tests/fixtures/keyless/scaffolding.trusted_root.json");
+const PUBLIC_GOOD: &str =
+    include_str!("../../tests/fixtures/keyless/public-good.trusted_root.json");
+const SCAFFOLDING: &str =
+    include_str!("../../tests/fixtures/keyless/scaffolding.trusted_root.json");
 
 /// The certificate authorities of a trusted_root.json (test reader; the product's loader is
 /// `crate::trust`'s).
@@ -100,13 +103,22 @@ const GITHUB: &str = "https://token.actions.githubusercontent.com";
 
 fn sigstore_js() -> IdentityPolicy {
     policy(
-        Matcher::from_flags(None, Some("^https://github.com/sigstore/sigstore-js/"), "identity")
-            .unwrap(),
+        Matcher::from_flags(
+            None,
+            Some("^https://github.com/sigstore/sigstore-js/"),
+            "identity",
+        )
+        .unwrap(),
         GITHUB,
     )
 }
 
-fn check(s: &Signed, root: &TrustedRoot, at: SystemTime, p: &IdentityPolicy) -> Result<KeylessVerified, KeylessError> {
+fn check(
+    s: &Signed,
+    root: &TrustedRoot,
+    at: SystemTime,
+    p: &IdentityPolicy,
+) -> Result<KeylessVerified, KeylessError> {
     verify_keyless(&s.material, &s.pae, &s.signature, root, at, p)
 }
 
@@ -133,7 +145,10 @@ fn upstream_github_actions_certificate_verifies_at_its_signing_time() {
 #[test]
 fn upstream_email_certificate_verifies_at_its_signing_time() {
     let s = dsse_bundle(DSSE);
-    let p = policy(Matcher::Exact("brian@dehamer.com".into()), "https://github.com/login/oauth");
+    let p = policy(
+        Matcher::Exact("brian@dehamer.com".into()),
+        "https://github.com/login/oauth",
+    );
     check(&s, &authorities(PUBLIC_GOOD), s.time, &p).unwrap();
 }
 
@@ -166,7 +181,12 @@ fn upstream_tampered_variants_are_refused_naming_what_failed() {
     assert!(err.starts_with("certificate is not valid at the signing time 2023-04-18T18:45:12Z: the signing certificate is valid from 2023-04-18T17:45:11Z to 2023-04-18T17:55:11Z"), "{err}");
 
     // Wrong identity.
-    let p = policy(Matcher::Exact("https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main".into()), GITHUB);
+    let p = policy(
+        Matcher::Exact(
+            "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main".into(),
+        ),
+        GITHUB,
+    );
     let err = msg(check(&s, &root, s.time, &p));
     assert!(err.contains("got subjects [https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main] with issuer https://token.actions.githubusercontent.com (the identity does not match"), "{err}");
 
@@ -178,9 +198,13 @@ fn upstream_tampered_variants_are_refused_naming_what_failed() {
 
     // Wrong workflow value.
     let mut p = sigstore_js();
-    p.workflow.insert(Workflow::Trigger, "workflow_dispatch".into());
+    p.workflow
+        .insert(Workflow::Trigger, "workflow_dispatch".into());
     let err = msg(check(&s, &root, s.time, &p));
-    assert!(err.starts_with("expected GitHub Workflow Trigger not found in certificate"), "{err}");
+    assert!(
+        err.starts_with("expected GitHub Workflow Trigger not found in certificate"),
+        "{err}"
+    );
 
     // Chain to another root (a private deployment's, its validity widened to the signing time
     // so the path itself is what fails).
@@ -196,7 +220,10 @@ fn upstream_tampered_variants_are_refused_naming_what_failed() {
     let last = tampered.pae.len() - 2;
     tampered.pae[last] ^= 1;
     let err = msg(check(&tampered, &root, s.time, &sigstore_js()));
-    assert!(err.starts_with("signature does not verify with the certificate's key"), "{err}");
+    assert!(
+        err.starts_with("signature does not verify with the certificate's key"),
+        "{err}"
+    );
 }
 
 // ---- self-made CA: what upstream data lacks ----
@@ -215,10 +242,7 @@ fn test_root(ca: &TestCa) -> TrustedRoot {
 }
 
 fn test_policy() -> IdentityPolicy {
-    policy(
-        Matcher::Exact(LeafSpec::github(0).san_uri),
-        GITHUB,
-    )
+    policy(Matcher::Exact(LeafSpec::github(0).san_uri), GITHUB)
 }
 
 #[test]
@@ -238,8 +262,15 @@ fn a_self_made_fulcio_leaf_from_a_legacy_layer_verifies_and_misuse_is_refused() 
 
     // Signature by another key: a second leaf's key signed, the first leaf is presented.
     let other = ca.issue(&LeafSpec::github(T0));
-    let err = verify_keyless(&material, payload, &other.sign(payload), &root, at, &test_policy())
-        .unwrap_err();
+    let err = verify_keyless(
+        &material,
+        payload,
+        &other.sign(payload),
+        &root,
+        at,
+        &test_policy(),
+    )
+    .unwrap_err();
     assert!(matches!(err, KeylessError::Signature(_)), "{err}");
 
     // Wrong EKU: a server-auth leaf.
@@ -253,8 +284,15 @@ fn a_self_made_fulcio_leaf_from_a_legacy_layer_verifies_and_misuse_is_refused() 
     assert_eq!(err, "certificate is not for code signing: a certificate of the chain to https://fulcio.test lists extended key usages without code signing");
 
     // Before the leaf's validity.
-    let err = verify_keyless(&material, payload, &sig, &root, unix(T0 as u64 - 1), &test_policy())
-        .unwrap_err();
+    let err = verify_keyless(
+        &material,
+        payload,
+        &sig,
+        &root,
+        unix(T0 as u64 - 1),
+        &test_policy(),
+    )
+    .unwrap_err();
     assert!(matches!(err, KeylessError::OutsideValidity { .. }), "{err}");
 }
 
@@ -266,8 +304,15 @@ fn a_root_offered_with_the_signature_is_never_trusted() {
     let payload = b"p";
     // The rogue's whole chain rides along in the layer's chain annotation.
     let m = CertificateInput::from_pem(&leaf.pem, Some(&rogue.chain_pem())).unwrap();
-    let err = verify_keyless(&m, payload, &leaf.sign(payload), &test_root(&trusted), unix(T0 as u64 + 1), &test_policy())
-        .unwrap_err();
+    let err = verify_keyless(
+        &m,
+        payload,
+        &leaf.sign(payload),
+        &test_root(&trusted),
+        unix(T0 as u64 + 1),
+        &test_policy(),
+    )
+    .unwrap_err();
     assert!(matches!(err, KeylessError::UntrustedChain { .. }), "{err}");
 }
 
@@ -288,17 +333,25 @@ fn authorities_count_only_within_their_validity_and_so_do_their_roots() {
     let old = TestCa::new("old", T0 - 86400, T0 + 30);
     let leaf = old.issue(&LeafSpec::github(T0));
     let m = CertificateInput::from_pem(&leaf.pem, None).unwrap();
-    let err = chain::verify_chain(&m.leaf_der, &[], &test_root(&old), unix(T0 as u64 + 60))
-        .unwrap_err();
+    let err =
+        chain::verify_chain(&m.leaf_der, &[], &test_root(&old), unix(T0 as u64 + 60)).unwrap_err();
     assert!(matches!(err, KeylessError::OutsideValidity { .. }), "{err}");
 
     // Only the root expired (webpki does not look at an anchor's dates; Go's x509 does).
     let stale_root = TestCa::with_spans("stale", (T0 - 86400, T0 + 30), (T0 - 86400, T0 + 86400));
     let leaf = stale_root.issue(&LeafSpec::github(T0));
     let m = CertificateInput::from_pem(&leaf.pem, None).unwrap();
-    let err = chain::verify_chain(&m.leaf_der, &[], &test_root(&stale_root), unix(T0 as u64 + 60))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("the root of https://fulcio.test is valid from"), "{err}");
+    let err = chain::verify_chain(
+        &m.leaf_der,
+        &[],
+        &test_root(&stale_root),
+        unix(T0 as u64 + 60),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("the root of https://fulcio.test is valid from"),
+        "{err}"
+    );
     let _ = pem_of;
 }

@@ -14,7 +14,7 @@ use crate::common;
 
 use common::{b64, exit, Sandbox};
 use sigbridge_testkit::{
-    cosign_attach_signature, cosign_generate, cosign_for, push_image, OutputExt, Registry,
+    cosign_attach_signature, cosign_for, cosign_generate, push_image, OutputExt, Registry,
 };
 
 #[path = "../../src/keyless/test_ca.rs"]
@@ -49,10 +49,16 @@ fn sign_keyless(reg: &Registry, sb: &Sandbox, ca: &TestCa, repo: &str) -> Signed
     let t0 = now() - 60;
     let leaf = ca.issue(&LeafSpec::github(t0));
     let payload_bytes = cosign_generate(reg, &image, &[]);
-    let payload = sb.write(&format!("{}.payload", repo.replace('/', "_")), &payload_bytes);
+    let payload = sb.write(
+        &format!("{}.payload", repo.replace('/', "_")),
+        &payload_bytes,
+    );
     let signature = sb.write("sig.b64", b64(&leaf.sign(&payload_bytes)));
     let cert = sb.write("leaf.pem", &leaf.pem);
-    let chain = sb.write(&format!("{}-chain.pem", repo.replace('/', "_")), ca.chain_pem());
+    let chain = sb.write(
+        &format!("{}-chain.pem", repo.replace('/', "_")),
+        ca.chain_pem(),
+    );
     let out = cosign_attach_signature(
         reg,
         &image,
@@ -76,7 +82,12 @@ fn sign_keyless(reg: &Registry, sb: &Sandbox, ca: &TestCa, repo: &str) -> Signed
 fn verify(sb: &Sandbox, s: &Signed, chain: &std::path::Path, extra: &[&str]) -> common::Run {
     sb.sigbridge()
         .arg("verify")
-        .args(["--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER])
+        .args([
+            "--certificate-identity",
+            IDENTITY,
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ])
         .arg("--certificate-chain")
         .arg(chain)
         .args(extra)
@@ -92,26 +103,47 @@ fn a_keyless_signature_attached_by_cosign_verifies_and_each_misuse_is_refused() 
     let ca = TestCa::new("fulcio-test", now() - 86400, now() + 86400);
     let s = sign_keyless(&reg, &sb, &ca, "e2e/keyless-good");
 
-    let out = verify(&sb, &s, &s.chain, &["--certificate-github-workflow-trigger", "push"]).ok();
+    let out = verify(
+        &sb,
+        &s,
+        &s.chain,
+        &["--certificate-github-workflow-trigger", "push"],
+    )
+    .ok();
     assert!(
         out.stderr().contains("The code-signing certificate was verified using trusted certificate authority certificates"),
         "{}",
         out.describe()
     );
     let verified: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
-    assert_eq!(verified.as_array().map(Vec::len), Some(1), "{}", out.describe());
+    assert_eq!(
+        verified.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        out.describe()
+    );
 
     let refused = |extra: &[&str], chain: &std::path::Path, wanted: &str| {
         let out = verify(&sb, &s, chain, extra).code_is(exit::NO_MATCHING_SIGNATURES);
-        assert!(out.stderr().contains(wanted), "wanted {wanted:?}\n{}", out.describe());
+        assert!(
+            out.stderr().contains(wanted),
+            "wanted {wanted:?}\n{}",
+            out.describe()
+        );
     };
     refused(
-        &["--certificate-identity-regexp", "^https://github.com/other/"],
+        &[
+            "--certificate-identity-regexp",
+            "^https://github.com/other/",
+        ],
         &s.chain,
         "(the identity does not match --certificate-identity[-regexp])",
     );
     refused(
-        &["--certificate-oidc-issuer-regexp", "accounts\\.google\\.com"],
+        &[
+            "--certificate-oidc-issuer-regexp",
+            "accounts\\.google\\.com",
+        ],
         &s.chain,
         "(the OIDC issuer does not match --certificate-oidc-issuer[-regexp])",
     );
@@ -122,13 +154,22 @@ fn a_keyless_signature_attached_by_cosign_verifies_and_each_misuse_is_refused() 
     );
     let rogue = TestCa::new("rogue", now() - 86400, now() + 86400);
     let rogue_chain = sb.write("rogue-chain.pem", rogue.chain_pem());
-    refused(&[], &rogue_chain, "certificate does not chain to a trusted Fulcio root");
+    refused(
+        &[],
+        &rogue_chain,
+        "certificate does not chain to a trusted Fulcio root",
+    );
 
     // The signing time outside the ten-minute certificate.
     let late = sb
         .sigbridge()
         .arg("verify")
-        .args(["--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER])
+        .args([
+            "--certificate-identity",
+            IDENTITY,
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ])
         .arg("--certificate-chain")
         .arg(&s.chain)
         .arg(&s.image)
@@ -136,7 +177,8 @@ fn a_keyless_signature_attached_by_cosign_verifies_and_each_misuse_is_refused() 
         .run()
         .code_is(exit::NO_MATCHING_SIGNATURES);
     assert!(
-        late.stderr().contains("certificate is not valid at the signing time"),
+        late.stderr()
+            .contains("certificate is not valid at the signing time"),
         "{}",
         late.describe()
     );
@@ -154,7 +196,12 @@ fn a_keyless_signature_attached_by_cosign_verifies_and_each_misuse_is_refused() 
     let cosign = |identity: &str, chain: &std::path::Path| {
         let mut c = cosign_for(&reg);
         c.args(["verify", "--insecure-ignore-tlog", "--insecure-ignore-sct"])
-            .args(["--certificate-identity", identity, "--certificate-oidc-issuer", ISSUER])
+            .args([
+                "--certificate-identity",
+                identity,
+                "--certificate-oidc-issuer",
+                ISSUER,
+            ])
             .arg("--certificate-chain")
             .arg(chain)
             .args(reg.cosign_args())
@@ -166,7 +213,10 @@ fn a_keyless_signature_attached_by_cosign_verifies_and_each_misuse_is_refused() 
     // The same JSON as cosign prints: the payload with Subject, Issuer and the workflow values.
     let theirs: serde_json::Value = serde_json::from_str(ok.stdout_str().trim()).unwrap();
     assert_eq!(verified, theirs, "{}", ok.describe());
-    assert_eq!(verified[0]["optional"]["githubWorkflowRepository"], "acme/app");
+    assert_eq!(
+        verified[0]["optional"]["githubWorkflowRepository"],
+        "acme/app"
+    );
     assert!(!cosign("someone@example.com", &s.chain).status.success());
     assert!(!cosign(IDENTITY, &rogue_chain).status.success());
     let _ = pem_of;
@@ -181,7 +231,12 @@ fn keyless_without_a_verified_log_entry_is_refused() {
     let out = sb
         .sigbridge()
         .arg("verify")
-        .args(["--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER])
+        .args([
+            "--certificate-identity",
+            IDENTITY,
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ])
         .arg("--certificate-chain")
         .arg(&s.chain)
         .arg(&s.image)
@@ -189,7 +244,8 @@ fn keyless_without_a_verified_log_entry_is_refused() {
         .run()
         .code_is(exit::NO_MATCHING_SIGNATURES);
     assert!(
-        out.stderr().contains("keyless verification needs a verified transparency-log entry"),
+        out.stderr()
+            .contains("keyless verification needs a verified transparency-log entry"),
         "{}",
         out.describe()
     );
@@ -200,7 +256,12 @@ fn keyless_needs_an_identity_and_an_issuer_as_cosign_says() {
     let sb = Sandbox::new();
     let out = sb
         .sigbridge()
-        .args(["verify", "--certificate-oidc-issuer", ISSUER, "localhost:1/x@sha256:0000000000000000000000000000000000000000000000000000000000000000"])
+        .args([
+            "verify",
+            "--certificate-oidc-issuer",
+            ISSUER,
+            "localhost:1/x@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ])
         .run();
     assert_ne!(out.code(), Some(0));
     assert!(
@@ -210,7 +271,12 @@ fn keyless_needs_an_identity_and_an_issuer_as_cosign_says() {
     );
     let out = sb
         .sigbridge()
-        .args(["verify", "--certificate-identity", IDENTITY, "localhost:1/x:v1"])
+        .args([
+            "verify",
+            "--certificate-identity",
+            IDENTITY,
+            "localhost:1/x:v1",
+        ])
         .run();
     assert!(
         out.stderr().contains("--certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required for verification in keyless mode"),
@@ -259,9 +325,19 @@ fn a_keyless_sigstore_bundle_verifies_with_its_certificate() {
     // No --format: the bundle among the referrers is what is verified, with its certificate.
     let out = verify(&sb, &s, &chain, &[]).ok();
     let verified: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
-    assert_eq!(verified[0]["optional"]["Subject"], IDENTITY, "{}", out.describe());
-    let out = verify(&sb, &s, &chain, &["--certificate-identity-regexp", "^mailto:"])
-        .code_is(exit::NO_MATCHING_SIGNATURES);
+    assert_eq!(
+        verified[0]["optional"]["Subject"],
+        IDENTITY,
+        "{}",
+        out.describe()
+    );
+    let out = verify(
+        &sb,
+        &s,
+        &chain,
+        &["--certificate-identity-regexp", "^mailto:"],
+    )
+    .code_is(exit::NO_MATCHING_SIGNATURES);
     assert!(
         out.stderr().contains("(the identity does not match"),
         "{}",

@@ -70,8 +70,7 @@ impl KeylessArgs {
         if self.certificate_identity.is_none() && self.certificate_identity_regexp.is_none() {
             anyhow::bail!("--certificate-identity or --certificate-identity-regexp is required for verification in keyless mode");
         }
-        if self.certificate_oidc_issuer.is_none() && self.certificate_oidc_issuer_regexp.is_none()
-        {
+        if self.certificate_oidc_issuer.is_none() && self.certificate_oidc_issuer_regexp.is_none() {
             anyhow::bail!("--certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required for verification in keyless mode");
         }
         let identity = Matcher::from_flags(
@@ -90,7 +89,10 @@ impl KeylessArgs {
             (Workflow::Trigger, &self.certificate_github_workflow_trigger),
             (Workflow::Sha, &self.certificate_github_workflow_sha),
             (Workflow::Name, &self.certificate_github_workflow_name),
-            (Workflow::Repository, &self.certificate_github_workflow_repository),
+            (
+                Workflow::Repository,
+                &self.certificate_github_workflow_repository,
+            ),
             (Workflow::Ref, &self.certificate_github_workflow_ref),
         ]
         .into_iter()
