@@ -105,9 +105,21 @@ fn verify_with(
 fn classify(e: webpki::Error, authority: &CertificateAuthority, at: SystemTime) -> KeylessError {
     use webpki::Error as W;
     match e {
-        W::CertExpired { .. } | W::CertNotValidYet { .. } => KeylessError::OutsideValidity {
+        W::CertExpired { not_after, .. } => KeylessError::OutsideValidity {
             at,
-            what: format!("a certificate of the chain to {} ({e:?})", authority.uri),
+            what: format!(
+                "a certificate of the chain to {} expired at {}",
+                authority.uri,
+                rfc3339(unix(not_after.as_secs()))
+            ),
+        },
+        W::CertNotValidYet { not_before, .. } => KeylessError::OutsideValidity {
+            at,
+            what: format!(
+                "a certificate of the chain to {} is valid only from {}",
+                authority.uri,
+                rfc3339(unix(not_before.as_secs()))
+            ),
         },
         #[allow(deprecated)]
         W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) => {

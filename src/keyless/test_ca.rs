@@ -22,6 +22,8 @@ pub struct TestCa {
 pub struct LeafSpec {
     pub san_uri: String,
     pub issuer: String,
+    /// The issuer written in `.1.8` when it should differ from `.1.1` (a forged certificate).
+    pub issuer_v2: Option<String>,
     pub workflow_trigger: Option<String>,
     pub workflow_repository: Option<String>,
     /// Unix seconds.
@@ -37,6 +39,7 @@ impl LeafSpec {
             san_uri: "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
                 .into(),
             issuer: "https://token.actions.githubusercontent.com".into(),
+            issuer_v2: None,
             workflow_trigger: Some("push".into()),
             workflow_repository: Some("acme/app".into()),
             not_before,
@@ -170,7 +173,7 @@ impl TestCa {
         }
         p.custom_extensions.push(CustomExtension::from_oid_content(
             &fulcio(8),
-            utf8(&spec.issuer),
+            utf8(spec.issuer_v2.as_ref().unwrap_or(&spec.issuer)),
         ));
         let issuer = rcgen::Issuer::from_params(&self.intermediate_params, &self.intermediate_key);
         let cert = p.signed_by(&key, &issuer).expect("leaf");
