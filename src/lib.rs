@@ -9,6 +9,7 @@ pub mod attach;
 pub mod config;
 pub mod error;
 pub mod format;
+pub mod keyless;
 pub mod payload;
 pub mod plugin;
 pub mod providers;

@@ -13,11 +13,14 @@ use futures::stream::{self, StreamExt};
 use sigbridge_signer::PublicKey;
 
 use crate::error::{Error, Result};
-use crate::format::SignatureFormat;
+use crate::format::simple_signing::CHAIN_ANNOTATION;
+use crate::format::{Candidate, SignatureFormat};
+use crate::keyless::{self, CertificateInput, IdentityPolicy};
 use crate::registry::manifest::Descriptor;
 use crate::resolve::ResolvedImage;
 use crate::store::SignatureStore;
 use crate::tlog::{SignedMaterial, TlogPolicy, VerifiedTlog};
+use crate::trust::TrustedRoot;
 
 pub use crate::format::VerifiedSignature;
 
@@ -33,11 +36,33 @@ pub const MAX_VERIFY_TOTAL: u64 = 256 * 1024 * 1024;
 /// How many layers are fetched and checked at once (cosign's `--max-workers` default).
 const VERIFY_CONCURRENCY: usize = 10;
 
+/// What a signature must verify with.
+#[derive(Clone, Debug)]
+pub enum SignatureCheck {
+    /// `--key`: this public key.
+    Key(Box<PublicKey>),
+    /// No key: a Fulcio certificate chaining to the trusted root, naming an accepted signer
+    /// (see [`crate::keyless`]).
+    Keyless(Box<KeylessCheck>),
+}
+
+/// What a keyless signature is checked against.
+#[derive(Clone, Debug)]
+pub struct KeylessCheck {
+    /// Certificate authorities (and transparency logs) to trust.
+    pub trusted_root: TrustedRoot,
+    /// Who may have signed.
+    pub policy: IdentityPolicy,
+    /// `--certificate` (and `--certificate-chain`): used instead of the one stored with the
+    /// signature.
+    pub certificate: Option<CertificateInput>,
+}
+
 /// What to check.
 #[derive(Clone, Debug)]
 pub struct VerifyOptions {
-    /// The public key signatures must verify with.
-    pub key: PublicKey,
+    /// The key, or the keyless checks, signatures must verify with.
+    pub check: SignatureCheck,
     /// `-a` annotations that must be present with equal string values.
     pub annotations: BTreeMap<String, String>,
     /// Largest payload blob read.
@@ -147,10 +172,24 @@ async fn check_candidate(
         .await
         .map_err(|e| format!("signature layer {}: reading payload: {e}", stored.digest))?;
     let candidate = format.open(stored, blob)?;
-    // cosign's order: the signature over the exact signed bytes first, then the claims.
-    opts.key
-        .verify(&candidate.signed, &candidate.signature)
-        .map_err(|e| format!("signature layer {}: {e}", stored.digest))?;
+    // cosign's order with a key: the signature over the exact signed bytes first, then the
+    // claims, then the log entry. Keyless needs the verified log entry first: its integrated
+    // time is when the certificate must have been valid.
+    let checked = match &opts.check {
+        SignatureCheck::Key(key) => {
+            key.verify(&candidate.signed, &candidate.signature)
+                .map_err(|e| format!("signature layer {}: {e}", stored.digest))?;
+            Checked::Key(key)
+        }
+        SignatureCheck::Keyless(check) => {
+            let material = keyless_material(check, stored, &candidate)
+                .map_err(|e| format!("signature layer {}: {e}", stored.digest))?;
+            let tlog = check_tlog(stored, &candidate, opts, &material.leaf_der)?;
+            check_keyless(check, &material, &candidate, tlog.as_ref())
+                .map_err(|e| format!("signature layer {}: {e}", stored.digest))?;
+            Checked::Keyless(tlog)
+        }
+    };
     let parsed = format.claims(stored, &candidate)?;
     if parsed.manifest_digest != image.digest.to_string() {
         return Err(format!(
@@ -161,7 +200,14 @@ async fn check_candidate(
     if !parsed.has_annotations(&opts.annotations) {
         return Err("missing or incorrect annotation".to_string());
     }
-    let tlog = check_tlog(stored, &candidate, opts)?;
+    let tlog = match checked {
+        Checked::Keyless(tlog) => tlog,
+        Checked::Key(key) => {
+            let certificate = stored_certificate_der(&candidate);
+            let verifier = certificate.as_deref().unwrap_or_else(|| key.spki_der());
+            check_tlog(stored, &candidate, opts, verifier)?
+        }
+    };
     Ok(VerifiedSignature {
         payload: candidate.signed.to_vec(),
         parsed,
@@ -171,19 +217,23 @@ async fn check_candidate(
     })
 }
 
-/// The candidate's transparency-log entry under the run's policy (after the signature and
-/// claims, as cosign checks the bundle last). The body is compared with the layer's
-/// certificate if it has one, else with the key; for a DSSE bundle with its statement.
+/// How a candidate's signature was checked, and what is left to do for its log entry.
+enum Checked<'a> {
+    /// With this key; the log entry is checked after the claims.
+    Key(&'a PublicKey),
+    /// Keyless; its log entry was checked first (for the signing time).
+    Keyless(Option<VerifiedTlog>),
+}
+
+/// The candidate's transparency-log entry under the run's policy. The body is compared with
+/// `verifier_der` (the certificate the signature was checked with, else the key); for a DSSE
+/// bundle with its statement.
 fn check_tlog(
     stored: &Descriptor,
-    candidate: &crate::format::Candidate,
+    candidate: &Candidate,
     opts: &VerifyOptions,
+    verifier_der: &[u8],
 ) -> std::result::Result<Option<VerifiedTlog>, String> {
-    let certificate_der = candidate
-        .certificate
-        .as_deref()
-        .and_then(|pem| sigbridge_signer::pem::decode_first(pem.as_bytes()).ok())
-        .map(|block| block.contents().to_vec());
     let payload = match &candidate.tlog {
         Some(crate::tlog::TlogEvidence::BundleEntries(_)) => {
             crate::format::bundle::pae_payload(&candidate.signed).unwrap_or_default()
@@ -192,14 +242,62 @@ fn check_tlog(
     };
     let signed = SignedMaterial {
         signature_b64: &candidate.signature_text,
-        verifier_der: certificate_der
-            .as_deref()
-            .unwrap_or_else(|| opts.key.spki_der()),
+        verifier_der,
         payload,
     };
     opts.tlog
         .check(candidate.tlog.as_ref(), &signed)
         .map_err(|e| format!("signature layer {}: {e}", stored.digest))
+}
+
+/// The DER of the certificate stored with `candidate`, if it has a readable one.
+fn stored_certificate_der(candidate: &Candidate) -> Option<Vec<u8>> {
+    candidate
+        .certificate
+        .as_deref()
+        .and_then(|pem| sigbridge_signer::pem::decode_first(pem.as_bytes()).ok())
+        .map(|block| block.contents().to_vec())
+}
+
+/// The certificate a keyless signature is checked with: `--certificate`, else the one stored
+/// with the signature (and its chain annotation).
+fn keyless_material(
+    check: &KeylessCheck,
+    stored: &Descriptor,
+    candidate: &Candidate,
+) -> std::result::Result<CertificateInput, String> {
+    if let Some(given) = &check.certificate {
+        return Ok(given.clone());
+    }
+    let Some(leaf) = &candidate.certificate else {
+        return Err("no certificate is stored with this signature (keyless verification needs one; or give --certificate)".into());
+    };
+    let chain = stored
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CHAIN_ANNOTATION));
+    CertificateInput::from_pem(leaf, chain.map(String::as_str)).map_err(|e| e.to_string())
+}
+
+/// The keyless checks of one candidate: its certificate at the signing time, the integrated
+/// time of its verified transparency-log entry (keyless always needs one, as cosign).
+fn check_keyless(
+    check: &KeylessCheck,
+    material: &CertificateInput,
+    candidate: &Candidate,
+    tlog: Option<&VerifiedTlog>,
+) -> std::result::Result<(), String> {
+    let signing_time = keyless::signing_time::require(tlog.map(|t| t.integrated_time))?;
+    keyless::verify_keyless(
+        material,
+        &candidate.signed,
+        &candidate.signature,
+        &check.trusted_root,
+        signing_time,
+        &check.policy,
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

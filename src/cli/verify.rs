@@ -1,4 +1,5 @@
-//! `sigbridge verify --key PUB IMAGE`: cosign's checks, output layout and exit codes.
+//! `sigbridge verify --key PUB IMAGE`: cosign's checks, output layout and exit codes. Without
+//! `--key`, keyless: the `--certificate-*` flags select the signer (see [`keyless_args`]).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -14,10 +15,13 @@ use sigbridge::store::{ReferrersStore, SigTagStore, SignatureStore};
 use sigbridge::tlog::TlogPolicy;
 use sigbridge::trust::TrustedRoot;
 use sigbridge::verify::{
-    verify_image, verify_layers, VerifiedSignature, VerifyOptions, DEFAULT_MAX_PAYLOAD_SIZE,
+    verify_image, verify_layers, SignatureCheck, VerifiedSignature, VerifyOptions,
+    DEFAULT_MAX_PAYLOAD_SIZE,
 };
 use sigbridge::ExitCode;
 use sigbridge_signer::PublicKey;
+
+mod keyless;
 
 use super::common::{resolve, signature_repository_override, RegistryArgs, Verb};
 use super::formats::OneFormat;
@@ -30,9 +34,12 @@ pub struct Args {
     /// The public key: a PEM file (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE), env://VAR, an
     /// https:// URL (trusting the system roots and --registry-cacert), a signer URI such as
     /// `pkcs11:` (the key is read from the token, as cosign does), or a signer profile name
-    /// from sigbridge.toml.
+    /// from sigbridge.toml. Without it, keyless verification (the `--certificate-*` flags).
     #[arg(long, value_name = "KEY")]
-    pub key: String,
+    pub key: Option<String>,
+
+    #[command(flatten)]
+    pub keyless: keyless::KeylessArgs,
 
     /// Accept an http:// --key URL on this machine (127.0.0.1, ::1, localhost); plain HTTP
     /// elsewhere is always refused.
@@ -78,12 +85,17 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let fetch = KeyFetch {
-        ca_files: args.registry.registry_cacert.clone(),
-        allow_loopback_http: args.allow_http_key_url,
-    };
-    let key = key_source::load_public_key(&args.key, &fetch).await?;
     let tlog = tlog_policy(&args)?;
+    let check = match &args.key {
+        Some(spec) => {
+            let fetch = KeyFetch {
+                ca_files: args.registry.registry_cacert.clone(),
+                allow_loopback_http: args.allow_http_key_url,
+            };
+            SignatureCheck::Key(Box::new(key_source::load_public_key(spec, &fetch).await?))
+        }
+        None => SignatureCheck::Keyless(Box::new(args.keyless.check(tlog.root.as_ref())?)),
+    };
     let annotations = parse_annotations(&args.annotations)?;
     let client = args.registry.client()?;
     let image = resolve(&client, &args.image, Verb::Verify).await?;
@@ -99,12 +111,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(_) => DEFAULT_MAX_PAYLOAD_SIZE,
     };
     let opts = VerifyOptions {
-        key,
+        check,
         annotations: annotations.clone(),
         max_payload_size,
         tlog,
     };
-    let bundle_format = SigstoreBundle::new(&opts.key, BTreeMap::new());
+    // The key hint is only written when signing; any key does for reading.
+    let bundle_format = match &opts.check {
+        SignatureCheck::Key(key) => SigstoreBundle::new(key, BTreeMap::new()),
+        SignatureCheck::Keyless(_) => SigstoreBundle::reader(),
+    };
     let legacy_format = SimpleSigning::default();
     let (bundles, mut verified) = match args.format {
         Some(OneFormat::Bundle) => (
@@ -135,6 +151,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if matches!(opts.check, SignatureCheck::Keyless(_)) {
+        verified
+            .iter_mut()
+            .for_each(keyless::add_certificate_fields);
+    }
 
     let name = match image.reference.tag() {
         Some(tag) if image.from_tag => format!("{}:{tag}", image.repository()),
@@ -156,10 +177,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "  - Existence of the claims in the transparency log was verified offline"
         )?;
     }
-    writeln!(
-        err,
-        "  - The signatures were verified against the specified public key"
-    )?;
+    match &opts.check {
+        SignatureCheck::Key(_) => writeln!(
+            err,
+            "  - The signatures were verified against the specified public key"
+        )?,
+        SignatureCheck::Keyless(_) => writeln!(
+            err,
+            "  - The code-signing certificate was verified using trusted certificate authority certificates"
+        )?,
+    }
     drop(err);
 
     let mut out = std::io::stdout().lock();

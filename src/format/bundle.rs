@@ -61,6 +61,14 @@ impl SigstoreBundle {
         }
     }
 
+    /// The format for reading bundles only (keyless verification: no key, so no hint to write).
+    pub fn reader() -> Self {
+        Self {
+            annotations: BTreeMap::new(),
+            hint: String::new(),
+        }
+    }
+
     /// The in-toto statement cosign 3 signs for `image` (protojson field order).
     pub fn statement(&self, image: &ResolvedImage) -> Vec<u8> {
         statement(&image.digest, &self.annotations)

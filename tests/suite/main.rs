@@ -23,6 +23,7 @@ mod e2e_bundle_more;
 mod e2e_cosign_plugin;
 mod e2e_generate;
 mod e2e_interop;
+mod e2e_keyless;
 mod e2e_keys;
 mod e2e_payload_differential;
 mod e2e_pkcs11;

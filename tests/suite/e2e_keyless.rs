@@ -1,0 +1,346 @@
+//! Keyless verification through the binary, against a real docker-registry: a self-made CA
+//! standing in for Fulcio issues a leaf with Fulcio's extensions, real cosign 2.5 attaches the
+//! signature with its certificate and chain, and `sigbridge verify` without `--key` checks it.
+//!
+//! The signing time: until the transparency-log check is merged, no signature has a verified
+//! integrated time, so keyless verification refuses every signature (tested below). The other
+//! tests supply it through the debug-only seam `SIGBRIDGE_TEST_KEYLESS_SIGNING_TIME`
+//! (`src/keyless/signing_time.rs`), which release builds do not compile.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::common;
+
+use common::{b64, exit, Sandbox};
+use sigbridge_testkit::{
+    cosign_attach_signature, cosign_for, cosign_generate, push_image, OutputExt, Registry,
+};
+
+#[path = "../../src/keyless/test_ca.rs"]
+#[allow(dead_code)]
+mod test_ca;
+
+use test_ca::{pem_of, LeafSpec, TestCa};
+
+const SEAM: &str = "SIGBRIDGE_TEST_KEYLESS_SIGNING_TIME";
+const IDENTITY: &str = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// An image signed keylessly: its reference, the chain file, the signing time.
+struct Signed {
+    image: String,
+    chain: PathBuf,
+    signed_at: i64,
+}
+
+/// Now, in whole seconds (certificates are made around it so cosign, which checks them
+/// against the clock without a log entry, accepts them too; nothing asserts on time).
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+fn sign_keyless(reg: &Registry, sb: &Sandbox, ca: &TestCa, repo: &str) -> Signed {
+    let digest = push_image(reg, repo, "v1");
+    let image = reg.image_ref(repo, &digest);
+    let t0 = now() - 60;
+    let leaf = ca.issue(&LeafSpec::github(t0));
+    let payload_bytes = cosign_generate(reg, &image, &[]);
+    let payload = sb.write(
+        &format!("{}.payload", repo.replace('/', "_")),
+        &payload_bytes,
+    );
+    let signature = sb.write("sig.b64", b64(&leaf.sign(&payload_bytes)));
+    let cert = sb.write("leaf.pem", &leaf.pem);
+    let chain = sb.write(
+        &format!("{}-chain.pem", repo.replace('/', "_")),
+        ca.chain_pem(),
+    );
+    let out = cosign_attach_signature(
+        reg,
+        &image,
+        &payload,
+        &signature,
+        &[
+            "--certificate",
+            cert.to_str().unwrap(),
+            "--certificate-chain",
+            chain.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", out.describe());
+    Signed {
+        image,
+        chain,
+        signed_at: t0 + 30,
+    }
+}
+
+fn verify(sb: &Sandbox, s: &Signed, chain: &std::path::Path, extra: &[&str]) -> common::Run {
+    sb.sigbridge()
+        .arg("verify")
+        .args([
+            "--certificate-identity",
+            IDENTITY,
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ])
+        .arg("--certificate-chain")
+        .arg(chain)
+        .args(extra)
+        .arg(&s.image)
+        .env(SEAM, s.signed_at.to_string())
+        .run()
+}
+
+#[test]
+fn a_keyless_signature_attached_by_cosign_verifies_and_each_misuse_is_refused() {
+    let reg = Registry::shared_plain();
+    let sb = Sandbox::new();
+    let ca = TestCa::new("fulcio-test", now() - 86400, now() + 86400);
+    let s = sign_keyless(&reg, &sb, &ca, "e2e/keyless-good");
+
+    let out = verify(
+        &sb,
+        &s,
+        &s.chain,
+        &["--certificate-github-workflow-trigger", "push"],
+    )
+    .ok();
+    assert!(
+        out.stderr().contains("The code-signing certificate was verified using trusted certificate authority certificates"),
+        "{}",
+        out.describe()
+    );
+    let verified: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(
+        verified.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        out.describe()
+    );
+
+    let refused = |extra: &[&str], chain: &std::path::Path, wanted: &str| {
+        let out = verify(&sb, &s, chain, extra).code_is(exit::NO_MATCHING_SIGNATURES);
+        assert!(
+            out.stderr().contains(wanted),
+            "wanted {wanted:?}\n{}",
+            out.describe()
+        );
+    };
+    refused(
+        &[
+            "--certificate-identity-regexp",
+            "^https://github.com/other/",
+        ],
+        &s.chain,
+        "(the identity does not match --certificate-identity[-regexp])",
+    );
+    refused(
+        &[
+            "--certificate-oidc-issuer-regexp",
+            "accounts\\.google\\.com",
+        ],
+        &s.chain,
+        "(the OIDC issuer does not match --certificate-oidc-issuer[-regexp])",
+    );
+    refused(
+        &["--certificate-github-workflow-repository", "acme/other"],
+        &s.chain,
+        "expected GitHub Workflow Repository not found in certificate",
+    );
+    let rogue = TestCa::new("rogue", now() - 86400, now() + 86400);
+    let rogue_chain = sb.write("rogue-chain.pem", rogue.chain_pem());
+    refused(
+        &[],
+        &rogue_chain,
+        "certificate does not chain to a trusted Fulcio root",
+    );
+
+    // The signing time outside the ten-minute certificate.
+    let late = sb
+        .sigbridge()
+        .arg("verify")
+        .args([
+            "--certificate-identity",
+            IDENTITY,
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ])
+        .arg("--certificate-chain")
+        .arg(&s.chain)
+        .arg(&s.image)
+        .env(SEAM, (s.signed_at + 3600).to_string())
+        .run()
+        .code_is(exit::NO_MATCHING_SIGNATURES);
+    assert!(
+        late.stderr()
+            .contains("certificate is not valid at the signing time"),
+        "{}",
+        late.describe()
+    );
+
+    // Another leaf's certificate given on the command line: the signature is not its key's.
+    let other = ca.issue(&LeafSpec::github(now() - 60));
+    let other_pem = sb.write("other.pem", &other.pem);
+    refused(
+        &["--certificate", other_pem.to_str().unwrap()],
+        &s.chain,
+        "signature does not verify with the certificate's key",
+    );
+
+    // Real cosign agrees on the good signature and on the wrong identity.
+    let cosign = |identity: &str, chain: &std::path::Path| {
+        let mut c = cosign_for(&reg);
+        c.args(["verify", "--insecure-ignore-tlog", "--insecure-ignore-sct"])
+            .args([
+                "--certificate-identity",
+                identity,
+                "--certificate-oidc-issuer",
+                ISSUER,
+            ])
+            .arg("--certificate-chain")
+            .arg(chain)
+            .args(reg.cosign_args())
+            .arg(&s.image);
+        c.run()
+    };
+    let ok = cosign(IDENTITY, &s.chain);
+    assert!(ok.status.success(), "{}", ok.describe());
+    // The same JSON as cosign prints: the payload with Subject, Issuer and the workflow values.
+    let theirs: serde_json::Value = serde_json::from_str(ok.stdout_str().trim()).unwrap();
+    assert_eq!(verified, theirs, "{}", ok.describe());
+    assert_eq!(
+        verified[0]["optional"]["githubWorkflowRepository"],
+        "acme/app"
+    );
+    assert!(!cosign("someone@example.com", &s.chain).status.success());
+    assert!(!cosign(IDENTITY, &rogue_chain).status.success());
+    let _ = pem_of;
+}
+
+#[test]
+fn keyless_without_a_verified_log_entry_is_refused() {
+    let reg = Registry::shared_plain();
+    let sb = Sandbox::new();
+    let ca = TestCa::new("fulcio-test", now() - 86400, now() + 86400);
+    let s = sign_keyless(&reg, &sb, &ca, "e2e/keyless-no-tlog");
+    let out = sb
+        .sigbridge()
+        .arg("verify")
+        .args([
+            "--certificate-identity",
+            IDENTITY,
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ])
+        .arg("--certificate-chain")
+        .arg(&s.chain)
+        .arg(&s.image)
+        .env_remove(SEAM)
+        .run()
+        .code_is(exit::NO_MATCHING_SIGNATURES);
+    assert!(
+        out.stderr()
+            .contains("keyless verification needs a verified transparency-log entry"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn keyless_needs_an_identity_and_an_issuer_as_cosign_says() {
+    let sb = Sandbox::new();
+    let out = sb
+        .sigbridge()
+        .args([
+            "verify",
+            "--certificate-oidc-issuer",
+            ISSUER,
+            "localhost:1/x@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ])
+        .run();
+    assert_ne!(out.code(), Some(0));
+    assert!(
+        out.stderr().contains("--certificate-identity or --certificate-identity-regexp is required for verification in keyless mode"),
+        "{}",
+        out.describe()
+    );
+    let out = sb
+        .sigbridge()
+        .args([
+            "verify",
+            "--certificate-identity",
+            IDENTITY,
+            "localhost:1/x:v1",
+        ])
+        .run();
+    assert!(
+        out.stderr().contains("--certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required for verification in keyless mode"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn a_keyless_sigstore_bundle_verifies_with_its_certificate() {
+    let reg = Registry::shared_plain();
+    let sb = Sandbox::new();
+    let ca = TestCa::new("fulcio-test", now() - 86400, now() + 86400);
+    let repo = "e2e/keyless-bundle";
+    let digest = push_image(&reg, repo, "v1");
+    let image = reg.image_ref(repo, &digest);
+    let t0 = now() - 60;
+    let leaf = ca.issue(&LeafSpec::github(t0));
+    let pae = sb
+        .sigbridge()
+        .args(["generate", "--format", "bundle"])
+        .arg(&image)
+        .run()
+        .ok()
+        .out
+        .stdout;
+    let payload = sb.write("statement.pae", &pae);
+    let signature = sb.write("pae.sig", b64(&leaf.sign(&pae)));
+    let cert = sb.write("leaf.pem", &leaf.pem);
+    let chain = sb.write("chain.pem", ca.chain_pem());
+    sb.sigbridge()
+        .args(["attach", "--format", "bundle", "--payload"])
+        .arg(&payload)
+        .arg("--signature")
+        .arg(&signature)
+        .arg("--certificate")
+        .arg(&cert)
+        .arg(&image)
+        .run()
+        .ok();
+    let s = Signed {
+        image,
+        chain: chain.clone(),
+        signed_at: t0 + 30,
+    };
+    // No --format: the bundle among the referrers is what is verified, with its certificate.
+    let out = verify(&sb, &s, &chain, &[]).ok();
+    let verified: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(
+        verified[0]["optional"]["Subject"],
+        IDENTITY,
+        "{}",
+        out.describe()
+    );
+    let out = verify(
+        &sb,
+        &s,
+        &chain,
+        &["--certificate-identity-regexp", "^mailto:"],
+    )
+    .code_is(exit::NO_MATCHING_SIGNATURES);
+    assert!(
+        out.stderr().contains("(the identity does not match"),
+        "{}",
+        out.describe()
+    );
+}
