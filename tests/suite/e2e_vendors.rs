@@ -320,7 +320,8 @@ fn kong_mesh_keyless_command_without_trust_material_says_what_to_give() {
     // The flags are known (keyless verification); without trust material it says what to give.
     assert_ne!(out.code(), Some(0), "{}", out.describe());
     assert!(
-        out.stderr().contains("keyless verification needs trust material"),
+        out.stderr()
+            .contains("keyless verification needs trust material"),
         "{}",
         out.describe()
     );
