@@ -50,8 +50,10 @@ pub struct Args {
     #[arg(long, short = 'r')]
     pub recursive: bool,
 
-    /// How many images are resolved and attached at once.
-    #[arg(long, short = 'j', default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// How many registry requests for different images are in flight at once. The default
+    /// keeps a registry 50-80 ms away busy (docs/performance.md); lower it for a registry
+    /// that throttles, raise it for one further away.
+    #[arg(long, short = 'j', default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
 
     /// Stop starting new work after the first failure.
