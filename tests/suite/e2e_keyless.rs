@@ -17,11 +17,7 @@ use sigbridge_testkit::{
     cosign_attach_signature, cosign_for, cosign_generate, push_image, OutputExt, Registry,
 };
 
-#[path = "../../src/keyless/test_ca.rs"]
-#[allow(dead_code)]
-mod test_ca;
-
-use test_ca::{pem_of, LeafSpec, TestCa};
+use crate::sigstore_fixtures::{pem_of, LeafSpec, TestCa};
 
 const SEAM: &str = "SIGBRIDGE_TEST_KEYLESS_SIGNING_TIME";
 const IDENTITY: &str = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
@@ -262,8 +258,8 @@ fn keyless_needs_an_identity_and_an_issuer_as_cosign_says() {
             ISSUER,
             "localhost:1/x@sha256:0000000000000000000000000000000000000000000000000000000000000000",
         ])
-        .run();
-    assert_ne!(out.code(), Some(0));
+        .run()
+        .code_is(exit::INVALID_INPUT);
     assert!(
         out.stderr().contains("--certificate-identity or --certificate-identity-regexp is required for verification in keyless mode"),
         "{}",
@@ -277,7 +273,8 @@ fn keyless_needs_an_identity_and_an_issuer_as_cosign_says() {
             IDENTITY,
             "localhost:1/x:v1",
         ])
-        .run();
+        .run()
+        .code_is(exit::INVALID_INPUT);
     assert!(
         out.stderr().contains("--certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required for verification in keyless mode"),
         "{}",
@@ -343,4 +340,126 @@ fn a_keyless_sigstore_bundle_verifies_with_its_certificate() {
         "{}",
         out.describe()
     );
+}
+
+/// Every keyless command-line error leaves with its documented code, before any registry
+/// access: a flag missing, a malformed regexp or an unreadable certificate file is invalid input
+/// (3); trust material missing or unreadable is exit 4 (as an unreadable key).
+#[test]
+fn keyless_command_line_errors_have_their_exit_codes() {
+    let sb = Sandbox::new();
+    let ca = TestCa::new("fulcio-test", now() - 86400, now() + 86400);
+    let chain = sb.write("chain.pem", ca.chain_pem());
+    let garbage = sb.write("garbage.pem", "not a certificate\n");
+    let image =
+        "127.0.0.1:1/e2e/never@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = sb.sigbridge().arg("verify").args(args).arg(image);
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.run()
+    };
+    let who = ["--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER];
+    let with = |extra: &[&str]| -> Vec<String> {
+        who.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let chain_arg = chain.to_str().unwrap();
+    let garbage_arg = garbage.to_str().unwrap();
+    let cases: Vec<(&str, Vec<String>, Vec<(&str, &str)>, i32, &str)> = vec![
+        (
+            "no identity flag",
+            vec!["--certificate-oidc-issuer".into(), ISSUER.into()],
+            vec![],
+            exit::INVALID_INPUT,
+            "--certificate-identity or --certificate-identity-regexp is required",
+        ),
+        (
+            "no issuer flag",
+            vec!["--certificate-identity".into(), IDENTITY.into()],
+            vec![],
+            exit::INVALID_INPUT,
+            "--certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required",
+        ),
+        (
+            "malformed identity regexp",
+            with(&["--certificate-identity-regexp", "(", "--certificate-chain", chain_arg]),
+            vec![],
+            exit::INVALID_INPUT,
+            "malformed --certificate-identity regexp",
+        ),
+        (
+            "malformed issuer regexp",
+            with(&["--certificate-oidc-issuer-regexp", "[", "--certificate-chain", chain_arg]),
+            vec![],
+            exit::INVALID_INPUT,
+            "malformed --certificate-oidc-issuer regexp",
+        ),
+        (
+            "--certificate missing",
+            with(&["--certificate-chain", chain_arg, "--certificate", "missing.pem"]),
+            vec![],
+            exit::INVALID_INPUT,
+            "--certificate missing.pem",
+        ),
+        (
+            "--certificate not a certificate",
+            with(&["--certificate-chain", chain_arg, "--certificate", garbage_arg]),
+            vec![],
+            exit::INVALID_INPUT,
+            "--certificate ",
+        ),
+        (
+            "--certificate-chain missing",
+            with(&["--certificate-chain", "missing-chain.pem"]),
+            vec![],
+            exit::INVALID_INPUT,
+            "--certificate-chain missing-chain.pem",
+        ),
+        (
+            "--certificate-chain not a chain",
+            with(&["--certificate-chain", garbage_arg]),
+            vec![],
+            exit::INVALID_INPUT,
+            "--certificate-chain ",
+        ),
+        (
+            "no trust material",
+            with(&[]),
+            vec![],
+            exit::KEY,
+            "keyless verification needs trust material",
+        ),
+        (
+            "--trusted-root missing",
+            with(&["--trusted-root", "missing-root.json"]),
+            vec![],
+            exit::KEY,
+            "missing-root.json",
+        ),
+        (
+            "--trusted-root not a trusted root",
+            with(&["--trusted-root", garbage_arg]),
+            vec![],
+            exit::KEY,
+            "garbage.pem",
+        ),
+        (
+            "SIGSTORE_ROOT_FILE missing",
+            with(&[]),
+            vec![("SIGSTORE_ROOT_FILE", "missing-fulcio.pem")],
+            exit::KEY,
+            "missing-fulcio.pem",
+        ),
+    ];
+    for (what, args, env, code, wanted) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args, &env);
+        assert_eq!(out.code(), Some(code), "{what}: {}", out.describe());
+        assert!(
+            out.stderr().contains(wanted),
+            "{what}: wanted {wanted:?}\n{}",
+            out.describe()
+        );
+    }
 }
