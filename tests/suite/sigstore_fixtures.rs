@@ -13,7 +13,7 @@ use crate::common::{self, b64, put_manifest, sig_manifest, sig_tag, unb64, Sandb
 #[path = "../../src/keyless/test_ca.rs"]
 mod test_ca;
 
-pub use test_ca::{pem_of, LeafSpec, TestCa};
+pub use test_ca::{LeafSpec, TestCa};
 
 /// The legacy layer annotation holding a Rekor bundle.
 pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
