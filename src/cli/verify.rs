@@ -266,7 +266,8 @@ enum OptionalValue<'a> {
 /// without it, cosign's `SIGSTORE_REKOR_PUBLIC_KEY` / `SIGSTORE_ROOT_FILE`.
 fn tlog_policy(args: &Args) -> anyhow::Result<TlogPolicy> {
     // Trust material that cannot be loaded is a key problem (exit 4), as an unreadable --key.
-    let unavailable = |e: sigbridge::trust::TrustError| sigbridge::Error::TrustMaterial(e.to_string());
+    let unavailable =
+        |e: sigbridge::trust::TrustError| sigbridge::Error::TrustMaterial(e.to_string());
     let root = if let Some(path) = &args.trusted_root {
         for var in ["SIGSTORE_REKOR_PUBLIC_KEY", "SIGSTORE_ROOT_FILE"] {
             if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
@@ -277,7 +278,8 @@ fn tlog_policy(args: &Args) -> anyhow::Result<TlogPolicy> {
     } else {
         let mut root = TrustedRoot::default();
         if let Some(path) = non_empty_env("SIGSTORE_REKOR_PUBLIC_KEY") {
-            root.add_rekor_public_keys_file(&path).map_err(unavailable)?;
+            root.add_rekor_public_keys_file(&path)
+                .map_err(unavailable)?;
         }
         if let Some(path) = non_empty_env("SIGSTORE_ROOT_FILE") {
             root.add_fulcio_roots_file(&path).map_err(unavailable)?;

@@ -399,13 +399,20 @@ fn keyless_command_line_errors_have_their_exit_codes() {
         }
         cmd.run()
     };
-    let who = ["--certificate-identity", IDENTITY, "--certificate-oidc-issuer", ISSUER];
+    let who = [
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ];
     let with = |extra: &[&str]| -> Vec<String> {
         who.iter().chain(extra).map(|s| s.to_string()).collect()
     };
     let chain_arg = chain.to_str().unwrap();
     let garbage_arg = garbage.to_str().unwrap();
-    let cases: Vec<(&str, Vec<String>, Vec<(&str, &str)>, i32, &str)> = vec![
+    /// What is wrong, the arguments, the environment, the exit code, a text of the message.
+    type Case<'a> = (&'a str, Vec<String>, Vec<(&'a str, &'a str)>, i32, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             "no identity flag",
             vec!["--certificate-oidc-issuer".into(), ISSUER.into()],
@@ -422,28 +429,48 @@ fn keyless_command_line_errors_have_their_exit_codes() {
         ),
         (
             "malformed identity regexp",
-            with(&["--certificate-identity-regexp", "(", "--certificate-chain", chain_arg]),
+            with(&[
+                "--certificate-identity-regexp",
+                "(",
+                "--certificate-chain",
+                chain_arg,
+            ]),
             vec![],
             exit::INVALID_INPUT,
             "malformed --certificate-identity regexp",
         ),
         (
             "malformed issuer regexp",
-            with(&["--certificate-oidc-issuer-regexp", "[", "--certificate-chain", chain_arg]),
+            with(&[
+                "--certificate-oidc-issuer-regexp",
+                "[",
+                "--certificate-chain",
+                chain_arg,
+            ]),
             vec![],
             exit::INVALID_INPUT,
             "malformed --certificate-oidc-issuer regexp",
         ),
         (
             "--certificate missing",
-            with(&["--certificate-chain", chain_arg, "--certificate", "missing.pem"]),
+            with(&[
+                "--certificate-chain",
+                chain_arg,
+                "--certificate",
+                "missing.pem",
+            ]),
             vec![],
             exit::INVALID_INPUT,
             "--certificate missing.pem",
         ),
         (
             "--certificate not a certificate",
-            with(&["--certificate-chain", chain_arg, "--certificate", garbage_arg]),
+            with(&[
+                "--certificate-chain",
+                chain_arg,
+                "--certificate",
+                garbage_arg,
+            ]),
             vec![],
             exit::INVALID_INPUT,
             "--certificate ",

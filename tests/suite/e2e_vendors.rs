@@ -17,11 +17,13 @@ use std::time::Duration;
 
 use crate::common::{self, exit, Sandbox, TestKey};
 use crate::sigstore_fixtures::{
-    ca_json, hashedrekord, set_layer_annotation, trusted_root, with_bad_set, LeafSpec, Log,
-    TestCa, BUNDLE_ANNOTATION,
+    ca_json, hashedrekord, set_layer_annotation, trusted_root, with_bad_set, LeafSpec, Log, TestCa,
+    BUNDLE_ANNOTATION,
 };
 use sigbridge_testkit::certs::tls_chain;
-use sigbridge_testkit::{cosign_for, cosign_generate, cosign_verify, push_image, OutputExt, Registry};
+use sigbridge_testkit::{
+    cosign_for, cosign_generate, cosign_verify, push_image, OutputExt, Registry,
+};
 
 /// The cap on a key URL's body (`MAX_KEY_URL_BODY` in src/cli/key_source.rs).
 const MAX_KEY_URL_BODY: usize = 64 * 1024;
@@ -302,7 +304,8 @@ fn spectro_cloud_verify_command_fetches_the_key_over_https() {
 }
 
 /// Kong Mesh's identity: the workflow that signs its releases (the SAN of Fulcio's leaf).
-const KONG_SAN: &str = "https://github.com/Kong/kong-mesh/.github/workflows/kong-mesh.yaml@refs/tags/v2.9.0";
+const KONG_SAN: &str =
+    "https://github.com/Kong/kong-mesh/.github/workflows/kong-mesh.yaml@refs/tags/v2.9.0";
 const KONG_ISSUER: &str = "https://token.actions.githubusercontent.com";
 /// When the self-made log integrated Kong's signature (Unix seconds, 2025-06-15); the leaf is
 /// valid from a minute before to nine minutes after, the log key and the CA from `TRUST_START`.
@@ -463,17 +466,23 @@ fn kong_mesh_keyless_command_verifies_offline_and_refuses_each_wrong_release() {
         out.describe()
     );
     let ours: serde_json::Value = serde_json::from_str(out.stdout().trim()).expect("JSON");
-    assert_eq!(ours[0]["critical"]["image"]["docker-manifest-digest"], kong.digest);
+    assert_eq!(
+        ours[0]["critical"]["image"]["docker-manifest-digest"],
+        kong.digest
+    );
     assert_eq!(ours[0]["optional"]["Subject"], KONG_SAN, "{ours}");
     assert_eq!(ours[0]["optional"]["Issuer"], KONG_ISSUER, "{ours}");
     assert_eq!(ours[0]["optional"]["workflow"], "kong-mesh", "{ours}");
     assert_eq!(
-        ours[0]["optional"]["githubWorkflowRepository"],
-        "Kong/kong-mesh",
+        ours[0]["optional"]["githubWorkflowRepository"], "Kong/kong-mesh",
         "{ours}"
     );
     let theirs = kong.cosign3(&reg, &line);
-    assert!(theirs.status.success(), "cosign 3.1.1: {}", theirs.describe());
+    assert!(
+        theirs.status.success(),
+        "cosign 3.1.1: {}",
+        theirs.describe()
+    );
     assert_eq!(
         ours,
         serde_json::from_slice::<serde_json::Value>(&theirs.stdout).expect("cosign JSON"),
@@ -543,7 +552,11 @@ fn kong_mesh_keyless_command_verifies_offline_and_refuses_each_wrong_release() {
             "{what}: wanted {reason:?}\n{}",
             ours.describe()
         );
-        assert!(ours.stdout().trim().is_empty(), "{what}: {}", ours.describe());
+        assert!(
+            ours.stdout().trim().is_empty(),
+            "{what}: {}",
+            ours.describe()
+        );
         let theirs = kong.cosign3(&reg, &variant);
         assert_eq!(
             theirs.status.code(),
