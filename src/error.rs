@@ -26,8 +26,8 @@ pub enum ExitCode {
     Usage = 2,
     /// An input (reference, annotation, payload, signature, certificate file) is malformed.
     InvalidInput = 3,
-    /// A key could not be loaded: unreadable, malformed, unsupported, or the password/PIN is
-    /// missing or wrong.
+    /// A key or trust material could not be loaded: unreadable, malformed, unsupported, the
+    /// password/PIN is missing or wrong, or (keyless, transparency log) no trusted root was given.
     Key = 4,
     /// A signature does not verify against the signer's (or the given) public key, or a payload
     /// does not belong to the image; nothing was attached.
@@ -94,6 +94,10 @@ pub enum Error {
     /// A key could not be read (missing file, unset variable, not text).
     #[error("{0}")]
     KeyUnavailable(String),
+    /// Trust material (a trusted root, Fulcio roots, transparency-log keys) is missing or could
+    /// not be loaded.
+    #[error("{0}")]
+    TrustMaterial(String),
     /// The image does not exist.
     #[error("image not found: {0} (check the reference, and that you may read it)")]
     ImageNotFound(String),
@@ -217,7 +221,9 @@ impl Error {
             Error::Signature { .. } | Error::PayloadDigestMismatch { .. } => {
                 ExitCode::SignatureMismatch
             }
-            Error::InvalidKey { .. } | Error::KeyUnavailable(_) => ExitCode::Key,
+            Error::InvalidKey { .. } | Error::KeyUnavailable(_) | Error::TrustMaterial(_) => {
+                ExitCode::Key
+            }
             Error::ImageNotFound(_) => ExitCode::ImageNotFound,
             Error::NoSignatures { .. } => ExitCode::NoSignatures,
             Error::NoMatchingSignatures { .. } => ExitCode::NoMatchingSignatures,

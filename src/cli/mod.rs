@@ -26,7 +26,8 @@ Exit codes:
    1  other error
    2  command-line usage error
    3  malformed input (reference, annotation, payload, signature or certificate file)
-   4  key problem (unreadable, malformed, unsupported, missing or wrong password/PIN)
+   4  key or trust material problem (unreadable, malformed, unsupported, missing or
+      wrong password/PIN; verify: no or unreadable trusted root for keyless or the log)
    5  a signature does not verify against the key, or a payload is for another image;
       nothing was attached
    6  registry error (network, TLS, authentication, unexpected answer)

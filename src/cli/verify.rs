@@ -265,21 +265,24 @@ enum OptionalValue<'a> {
 /// The transparency-log policy of this run, with the trust material from `--trusted-root` or,
 /// without it, cosign's `SIGSTORE_REKOR_PUBLIC_KEY` / `SIGSTORE_ROOT_FILE`.
 fn tlog_policy(args: &Args) -> anyhow::Result<TlogPolicy> {
-    let invalid = |e: sigbridge::trust::TrustError| sigbridge::Error::InvalidInput(e.to_string());
+    // Trust material that cannot be loaded is a key problem (exit 4), as an unreadable --key.
+    let unavailable =
+        |e: sigbridge::trust::TrustError| sigbridge::Error::TrustMaterial(e.to_string());
     let root = if let Some(path) = &args.trusted_root {
         for var in ["SIGSTORE_REKOR_PUBLIC_KEY", "SIGSTORE_ROOT_FILE"] {
             if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
                 tracing::warn!("{var} is ignored: --trusted-root gives the trust material");
             }
         }
-        Some(TrustedRoot::from_trusted_root_file(path).map_err(invalid)?)
+        Some(TrustedRoot::from_trusted_root_file(path).map_err(unavailable)?)
     } else {
         let mut root = TrustedRoot::default();
         if let Some(path) = non_empty_env("SIGSTORE_REKOR_PUBLIC_KEY") {
-            root.add_rekor_public_keys_file(&path).map_err(invalid)?;
+            root.add_rekor_public_keys_file(&path)
+                .map_err(unavailable)?;
         }
         if let Some(path) = non_empty_env("SIGSTORE_ROOT_FILE") {
-            root.add_fulcio_roots_file(&path).map_err(invalid)?;
+            root.add_fulcio_roots_file(&path).map_err(unavailable)?;
         }
         (root != TrustedRoot::default()).then_some(root)
     };

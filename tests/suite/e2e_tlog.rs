@@ -6,101 +6,26 @@
 
 use crate::common;
 
-use common::{b64, exit, get_blob, put_manifest, sig_manifest, sig_tag, unb64, Sandbox, TestKey};
+use crate::sigstore_fixtures::{
+    hashedrekord, set_layer_annotation, trusted_root, with_bad_set, Log, BUNDLE_ANNOTATION,
+};
+use common::{b64, exit, get_blob, sig_manifest, Sandbox, TestKey};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
-use sigbridge_testkit::{push_image, Registry, OCI_MANIFEST};
+use sigbridge_testkit::{push_image, Registry};
 
 /// When the self-made log "integrated" the signature (Unix seconds); its key is valid from
 /// `LOG_START`.
 const INTEGRATED: i64 = 1_750_000_000;
 const LOG_START: &str = "2025-01-01T00:00:00Z";
 
-struct Log {
-    key: TestKey,
-    spki_der: Vec<u8>,
-}
-
-impl Log {
-    fn new(sb: &Sandbox) -> Self {
-        let key = sb.pkcs8_key("rekor");
-        let spki_der = unb64(&common::pem_body(&key.public_pem()));
-        Self { key, spki_der }
-    }
-
-    fn id_hex(&self) -> String {
-        hex::encode(Sha256::digest(&self.spki_der))
-    }
-
-    fn trusted_root(&self, start: &str) -> Value {
-        json!({
-            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
-            "tlogs": [{
-                "baseUrl": "https://rekor.test.invalid",
-                "hashAlgorithm": "SHA2_256",
-                "publicKey": {
-                    "rawBytes": b64(&self.spki_der),
-                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-                    "validFor": {"start": start},
-                },
-                "logId": {"keyId": b64(&Sha256::digest(&self.spki_der))},
-            }],
-            "certificateAuthorities": [],
-            "ctlogs": [],
-            "timestampAuthorities": [],
-        })
-    }
-
-    /// The annotation for `body` as the log would return it (the SET over RFC 8785 JSON:
-    /// sorted keys, no spaces; every value here is ASCII or an integer).
-    fn bundle(&self, body: &[u8], integrated: i64, log_id: &str) -> String {
-        let body_b64 = b64(body);
-        let canonical = format!(
-            r#"{{"body":"{body_b64}","integratedTime":{integrated},"logID":"{log_id}","logIndex":7}}"#
-        );
-        let set = self.key.sign_der(canonical.as_bytes());
-        json!({
-            "SignedEntryTimestamp": b64(&set),
-            "Payload": {"body": body_b64, "integratedTime": integrated, "logIndex": 7, "logID": log_id},
-        })
-        .to_string()
-    }
-}
-
-/// A hashedrekord v0.0.1 body as Rekor canonicalises it.
-fn hashedrekord(payload: &[u8], signature_b64: &str, public_pem: &str) -> Vec<u8> {
-    json!({
-        "apiVersion": "0.0.1",
-        "kind": "hashedrekord",
-        "spec": {
-            "data": {"hash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(payload))}},
-            "signature": {"content": signature_b64, "publicKey": {"content": b64(public_pem.as_bytes())}},
-        },
-    })
-    .to_string()
-    .into_bytes()
-}
-
-/// Put `bundle` on the image's one signature layer (replacing the `.sig` manifest).
+/// The image's one signature layer with `bundle` (or without one).
 fn set_bundle(reg: &Registry, repo: &str, digest: &str, bundle: Option<&str>) {
-    let mut manifest = sig_manifest(reg, repo, digest).expect("a .sig manifest");
-    let annotations = &mut manifest["layers"][0]["annotations"];
-    match bundle {
-        Some(b) => annotations["dev.sigstore.cosign/bundle"] = json!(b),
-        None => {
-            annotations
-                .as_object_mut()
-                .expect("annotations")
-                .remove("dev.sigstore.cosign/bundle");
-        }
-    }
-    put_manifest(
-        reg,
-        repo,
-        &sig_tag(digest),
-        manifest.to_string().as_bytes(),
-        OCI_MANIFEST,
-    );
+    set_layer_annotation(reg, repo, digest, BUNDLE_ANNOTATION, bundle);
+}
+
+/// A trusted root naming only `log`, valid from `start`.
+fn log_root(log: &Log, start: &str) -> Value {
+    trusted_root(&[log.tlog_json(start)], &[])
 }
 
 struct Case<'a> {
@@ -185,10 +110,10 @@ fn rekor_bundles_from_a_self_made_log_verify_and_every_tampered_variant_fails_as
         .as_str()
         .expect("signature annotation")
         .to_string();
-    let root = sb.write("trusted_root.json", log.trusted_root(LOG_START).to_string());
+    let root = sb.write("trusted_root.json", log_root(&log, LOG_START).to_string());
     let late_root = sb.write(
         "late_root.json",
-        log.trusted_root("2026-01-01T00:00:00Z").to_string(),
+        log_root(&log, "2026-01-01T00:00:00Z").to_string(),
     );
 
     // No bundle: passes with a key (no log line), fails with --require-tlog.
@@ -256,14 +181,7 @@ fn rekor_bundles_from_a_self_made_log_verify_and_every_tampered_variant_fails_as
 
     let mut spaced = String::from_utf8(body.clone()).expect("utf-8");
     spaced.insert(1, ' ');
-    let bad_set = {
-        let mut v: Value = serde_json::from_str(&good).expect("json");
-        let mut set = unb64(v["SignedEntryTimestamp"].as_str().expect("set"));
-        let last = set.len() - 1;
-        set[last] ^= 1;
-        v["SignedEntryTimestamp"] = json!(b64(&set));
-        v.to_string()
-    };
+    let bad_set = with_bad_set(&good);
     // A self-consistent body for another key's signature over the same payload (cosign 3
     // checks the body's own signature before comparing it with the layer's).
     let other_key = sb.pkcs8_key("other");

@@ -1,6 +1,8 @@
 //! The verify commands vendors publish, run with `sigbridge` in place of `cosign` (issue 17):
 //! each command line as printed by the vendor, with only the registry host and the key location
-//! changed, against images these tests make and sign with sigbridge. An https key is served by
+//! changed, against images these tests make and sign (Kong Mesh's keylessly, with the self-made
+//! Sigstore deployment of `sigstore_fixtures`, its trusted root added with `--trusted-root`
+//! because sigbridge is offline). An https key is served by
 //! a local TLS server whose CA is passed with `--registry-cacert`, as a user passes a registry's.
 //! And `sigbridge verify`'s output, byte for byte against cosign 2.5's on the same image.
 
@@ -14,8 +16,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::common::{self, exit, Sandbox, TestKey};
+use crate::sigstore_fixtures::{
+    ca_json, hashedrekord, set_layer_annotation, trusted_root, with_bad_set, LeafSpec, Log, TestCa,
+    BUNDLE_ANNOTATION,
+};
 use sigbridge_testkit::certs::tls_chain;
-use sigbridge_testkit::{cosign_verify, push_image, OutputExt, Registry};
+use sigbridge_testkit::{
+    cosign_for, cosign_generate, cosign_verify, push_image, OutputExt, Registry,
+};
 
 /// The cap on a key URL's body (`MAX_KEY_URL_BODY` in src/cli/key_source.rs).
 const MAX_KEY_URL_BODY: usize = 64 * 1024;
@@ -295,33 +303,295 @@ fn spectro_cloud_verify_command_fetches_the_key_over_https() {
     );
 }
 
+/// Kong Mesh's identity: the workflow that signs its releases (the SAN of Fulcio's leaf).
+const KONG_SAN: &str =
+    "https://github.com/Kong/kong-mesh/.github/workflows/kong-mesh.yaml@refs/tags/v2.9.0";
+const KONG_ISSUER: &str = "https://token.actions.githubusercontent.com";
+/// When the self-made log integrated Kong's signature (Unix seconds, 2025-06-15); the leaf is
+/// valid from a minute before to nine minutes after, the log key and the CA from `TRUST_START`.
+const KONG_INTEGRATED: i64 = 1_750_000_000;
+const TRUST_START: &str = "2025-01-01T00:00:00Z";
+/// 2025-01-01T00:00:00Z and 2035-01-01T00:00:00Z.
+const CA_SPAN: (i64, i64) = (1_735_689_600, 2_051_222_400);
+
+/// Kong's command line as Kong prints it (`cosign` replaced by `sigbridge`), with `--trusted-root`
+/// added: the issuer and the identity regexp in `--flag=value` form, then the two annotations.
+fn kong_line(image: &str) -> Vec<String> {
+    [
+        "verify",
+        image,
+        "--certificate-oidc-issuer=https://token.actions.githubusercontent.com",
+        "--certificate-identity-regexp=https://github.com/Kong/kong-mesh/.github/workflows/kong-mesh.yaml",
+        "-a",
+        "repo=Kong/kong-mesh",
+        "-a",
+        "workflow=kong-mesh",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A Kong-like release: an image signed keylessly (legacy `.sig`, `-a repo=… -a workflow=…`)
+/// with a leaf from the self-made Fulcio, its hashedrekord entry signed by the self-made log,
+/// the signature kept in `<host>/kong/notary` as Kong keeps it in `kong/notary`.
+struct KongRelease {
+    image: String,
+    digest: String,
+    /// `<host>/kong/notary`, the value of COSIGN_REPOSITORY.
+    cosign_repository: String,
+    /// trusted_root.json naming the log and the CA.
+    root: PathBuf,
+    log: Log,
+    /// The hashedrekord body of the signature (with the leaf certificate).
+    body: Vec<u8>,
+    /// The good bundle annotation.
+    bundle: String,
+}
+
+/// The signature repository inside the registry (COSIGN_REPOSITORY without the host).
+const KONG_NOTARY: &str = "kong/notary";
+
+fn kong_release(reg: &Registry, sb: &Sandbox) -> KongRelease {
+    let repo = "e2e/vendors/kong/kuma-cp";
+    let digest = push_image(reg, repo, "2.9.0");
+    let image = reg.image_ref(repo, &digest);
+    let ca = TestCa::new("fulcio-kong", CA_SPAN.0, CA_SPAN.1);
+    let leaf = ca.issue(&LeafSpec {
+        san_uri: KONG_SAN.into(),
+        workflow_repository: Some("Kong/kong-mesh".into()),
+        ..LeafSpec::github(KONG_INTEGRATED - 60)
+    });
+    let log = Log::new(sb);
+    let root = sb.write(
+        "kong-trusted-root.json",
+        trusted_root(&[log.tlog_json(TRUST_START)], &[ca_json(&ca, TRUST_START)]).to_string(),
+    );
+
+    // What Kong's pipeline does with `cosign sign -a repo=… -a workflow=…`, in its parts.
+    let payload = cosign_generate(
+        reg,
+        &image,
+        &[("repo", "Kong/kong-mesh"), ("workflow", "kong-mesh")],
+    );
+    let signature = common::b64(&leaf.sign(&payload));
+    let body = hashedrekord(&payload, &signature, &leaf.pem);
+    let bundle = log.bundle(&body, KONG_INTEGRATED, &log.id_hex());
+    let cosign_repository = format!("{}/{KONG_NOTARY}", reg.host());
+    let mut attach = cosign_for(reg);
+    attach
+        .env("COSIGN_REPOSITORY", &cosign_repository)
+        .args(["attach", "signature", "--payload"])
+        .arg(sb.write("kong.payload", &payload))
+        .arg("--signature")
+        .arg(sb.write("kong.sig", &signature))
+        .arg("--certificate")
+        .arg(sb.write("kong-leaf.pem", &leaf.pem))
+        .arg("--certificate-chain")
+        .arg(sb.write("kong-chain.pem", ca.chain_pem()))
+        .args(reg.cosign_args())
+        .arg(&image);
+    let out = attach.run();
+    assert!(out.status.success(), "{}", out.describe());
+    // The entry as `cosign sign` stores it; cosign 2.5's `attach signature --rekor-response`
+    // expects a Rekor API response, so the annotation is added to the manifest instead.
+    assert!(
+        common::sig_manifest(reg, KONG_NOTARY, &digest).is_some(),
+        "the signature is in kong/notary"
+    );
+    set_layer_annotation(reg, KONG_NOTARY, &digest, BUNDLE_ANNOTATION, Some(&bundle));
+    common::assert_no_sig_tag(reg, repo, &digest);
+    KongRelease {
+        image,
+        digest,
+        cosign_repository,
+        root,
+        log,
+        body,
+        bundle,
+    }
+}
+
+impl KongRelease {
+    /// `COSIGN_REPOSITORY=… sigbridge LINE --trusted-root FILE`, without the debug-only
+    /// signing-time seam: the signing time is the verified entry's.
+    fn sigbridge(&self, sb: &Sandbox, line: &[String]) -> common::Run {
+        sb.sigbridge()
+            .env("COSIGN_REPOSITORY", &self.cosign_repository)
+            .env_remove("SIGBRIDGE_TEST_KEYLESS_SIGNING_TIME")
+            .args(line)
+            .arg("--trusted-root")
+            .arg(&self.root)
+            .run()
+    }
+
+    /// cosign 3.1.1, offline: `--trusted-root` for the CA and the log, `--offline` so the legacy
+    /// bundle is the tlog evidence, `--insecure-ignore-sct` as the self-made CA embeds no SCT.
+    fn cosign3(&self, reg: &Registry, line: &[String]) -> std::process::Output {
+        let mut cosign = sigbridge_testkit::Tools::cosign3();
+        reg.write_docker_config(&cosign.home().join(".docker"));
+        cosign
+            .env("COSIGN_REPOSITORY", &self.cosign_repository)
+            .args(line)
+            .arg("--trusted-root")
+            .arg(&self.root)
+            .args(["--offline", "--insecure-ignore-sct"])
+            .args(reg.cosign_args());
+        cosign.run()
+    }
+
+    fn set_bundle(&self, reg: &Registry, bundle: Option<&str>) {
+        set_layer_annotation(reg, KONG_NOTARY, &self.digest, BUNDLE_ANNOTATION, bundle);
+    }
+}
+
+/// Kong Mesh's published keyless command, run against a self-made Sigstore deployment (a CA
+/// standing in for Fulcio, a log standing in for Rekor, a trusted_root.json naming both) with
+/// `--trusted-root` added, as a user offline pins the public-good root: it passes with no
+/// debug seam (the signing time is the verified log entry's integrated time), and each way the
+/// release could be wrong is refused with exit 12 and what failed. cosign 3.1.1 runs the same
+/// line offline (`--trusted-root FILE --offline --insecure-ignore-sct`) and agrees on the pass
+/// and on every variant (exit 12 each time).
 #[test]
-fn kong_mesh_keyless_command_without_trust_material_says_what_to_give() {
+fn kong_mesh_keyless_command_verifies_offline_and_refuses_each_wrong_release() {
     let reg = Registry::shared_plain();
     let sb = Sandbox::new();
-    let key = sb.pkcs8_key("signer");
-    let repo = "e2e/vendors/kong";
-    let digest = signed_image(&reg, &sb, &key, repo, &[]);
-    let image = reg.image_ref(repo, &digest);
+    let kong = kong_release(&reg, &sb);
+    let line = kong_line(&kong.image);
+
+    let out = kong.sigbridge(&sb, &line).ok();
+    let err = out.stderr();
+    assert!(
+        err.contains("  - The specified annotations were verified.\n  - The cosign claims were validated\n  - Existence of the claims in the transparency log was verified offline\n  - The code-signing certificate was verified using trusted certificate authority certificates"),
+        "{}",
+        out.describe()
+    );
+    let ours: serde_json::Value = serde_json::from_str(out.stdout().trim()).expect("JSON");
+    assert_eq!(
+        ours[0]["critical"]["image"]["docker-manifest-digest"],
+        kong.digest
+    );
+    assert_eq!(ours[0]["optional"]["Subject"], KONG_SAN, "{ours}");
+    assert_eq!(ours[0]["optional"]["Issuer"], KONG_ISSUER, "{ours}");
+    assert_eq!(ours[0]["optional"]["workflow"], "kong-mesh", "{ours}");
+    assert_eq!(
+        ours[0]["optional"]["githubWorkflowRepository"], "Kong/kong-mesh",
+        "{ours}"
+    );
+    let theirs = kong.cosign3(&reg, &line);
+    assert!(
+        theirs.status.success(),
+        "cosign 3.1.1: {}",
+        theirs.describe()
+    );
+    assert_eq!(
+        ours,
+        serde_json::from_slice::<serde_json::Value>(&theirs.stdout).expect("cosign JSON"),
+        "the same verified payloads as cosign 3.1.1"
+    );
+
+    let with = |from: &str, to: &str| -> Vec<String> {
+        line.iter()
+            .map(|a| if a == from { to.to_string() } else { a.clone() })
+            .collect()
+    };
+    let expired = kong
+        .log
+        .bundle(&kong.body, KONG_INTEGRATED + 3600, &kong.log.id_hex());
+    let bad_set = with_bad_set(&kong.bundle);
+    let variants: Vec<(&str, Vec<String>, Option<&str>, &str)> = vec![
+        (
+            "wrong issuer",
+            with(
+                "--certificate-oidc-issuer=https://token.actions.githubusercontent.com",
+                "--certificate-oidc-issuer=https://accounts.google.com",
+            ),
+            Some(&kong.bundle),
+            "(the OIDC issuer does not match --certificate-oidc-issuer[-regexp])",
+        ),
+        (
+            "identity regexp not matching",
+            with(
+                "--certificate-identity-regexp=https://github.com/Kong/kong-mesh/.github/workflows/kong-mesh.yaml",
+                "--certificate-identity-regexp=https://github.com/Kong/kuma/",
+            ),
+            Some(&kong.bundle),
+            "(the identity does not match --certificate-identity[-regexp])",
+        ),
+        (
+            "wrong -a",
+            with("workflow=kong-mesh", "workflow=kuma"),
+            Some(&kong.bundle),
+            "missing or incorrect annotation",
+        ),
+        (
+            "no tlog entry",
+            line.clone(),
+            None,
+            "keyless verification needs a verified transparency-log entry",
+        ),
+        (
+            "tampered SET",
+            line.clone(),
+            Some(&bad_set),
+            "signed entry timestamp is invalid",
+        ),
+        (
+            "certificate expired at the integrated time",
+            line.clone(),
+            Some(&expired),
+            "certificate is not valid at the signing time",
+        ),
+    ];
+    for (what, variant, bundle, reason) in variants {
+        kong.set_bundle(&reg, bundle);
+        let ours = kong
+            .sigbridge(&sb, &variant)
+            .code_is(exit::NO_MATCHING_SIGNATURES);
+        assert!(
+            ours.stderr().contains(reason),
+            "{what}: wanted {reason:?}\n{}",
+            ours.describe()
+        );
+        assert!(
+            ours.stdout().trim().is_empty(),
+            "{what}: {}",
+            ours.describe()
+        );
+        let theirs = kong.cosign3(&reg, &variant);
+        assert_eq!(
+            theirs.status.code(),
+            Some(exit::NO_MATCHING_SIGNATURES),
+            "{what}: cosign 3.1.1: {}",
+            theirs.describe()
+        );
+        eprintln!(
+            "{what}: sigbridge: {:?}; cosign 3.1.1: {:?}",
+            ours.stderr().lines().last().unwrap_or_default(),
+            String::from_utf8_lossy(&theirs.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+        );
+    }
+    kong.set_bundle(&reg, Some(&kong.bundle));
+}
+
+/// Kong's line without trust material: refused before any registry access, as trust material
+/// unavailable (exit 4), naming what to give.
+#[test]
+fn kong_mesh_keyless_command_without_trust_material_says_what_to_give() {
+    let sb = Sandbox::new();
     let out = sb
         .sigbridge()
-        .env("COSIGN_REPOSITORY", format!("{}/kong/notary", reg.host()))
-        .args([
-            "verify",
-            &image,
-            "--certificate-oidc-issuer=https://token.actions.githubusercontent.com",
-            "--certificate-identity-regexp=https://github.com/Kong/kong-mesh/.github/workflows/kong-mesh.yaml",
-            "-a",
-            "repo=Kong/kong-mesh",
-            "-a",
-            "workflow=kong-mesh",
-        ])
-        .run();
-    // The flags are known (keyless verification); without trust material it says what to give.
-    assert_ne!(out.code(), Some(0), "{}", out.describe());
+        .env("COSIGN_REPOSITORY", "127.0.0.1:1/kong/notary")
+        .args(kong_line(
+            "127.0.0.1:1/kong/kuma-cp@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ))
+        .run()
+        .code_is(exit::KEY);
     assert!(
         out.stderr()
-            .contains("keyless verification needs trust material"),
+            .contains("keyless verification needs trust material: give --trusted-root FILE"),
         "{}",
         out.describe()
     );

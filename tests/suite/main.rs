@@ -12,6 +12,7 @@
 //! `tests/e2e_registry_hostile.rs` stays a binary of its own: it measures bytes and peak RSS.
 
 mod common;
+mod sigstore_fixtures;
 mod support;
 
 mod docs_blocks;

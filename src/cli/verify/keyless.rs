@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use sigbridge::keyless::{CertificateInput, IdentityPolicy, Matcher, Workflow};
 use sigbridge::trust::{CertificateAuthority, TrustedRoot, Validity};
 use sigbridge::verify::KeylessCheck;
+use sigbridge::Error;
 
 use crate::cli::common::read_small_file;
 
@@ -65,28 +66,29 @@ pub struct KeylessArgs {
 }
 
 impl KeylessArgs {
-    /// The checks these flags ask for (cosign's refusals when the identity or issuer is missing).
     /// The keyless checks the flags ask for, trusting `root`'s certificate authorities (from
     /// `--trusted-root` or `SIGSTORE_ROOT_FILE`) unless `--certificate-chain` names the root.
-    pub fn check(&self, root: Option<&TrustedRoot>) -> anyhow::Result<KeylessCheck> {
+    /// A missing identity or issuer flag (cosign's two sentences), a malformed regexp and an
+    /// unreadable certificate file are invalid input (exit 3); no trust material is exit 4.
+    pub fn check(&self, root: Option<&TrustedRoot>) -> Result<KeylessCheck, Error> {
         if self.certificate_identity.is_none() && self.certificate_identity_regexp.is_none() {
-            anyhow::bail!("--certificate-identity or --certificate-identity-regexp is required for verification in keyless mode");
+            return Err(Error::InvalidInput("--certificate-identity or --certificate-identity-regexp is required for verification in keyless mode".into()));
         }
         if self.certificate_oidc_issuer.is_none() && self.certificate_oidc_issuer_regexp.is_none() {
-            anyhow::bail!("--certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required for verification in keyless mode");
+            return Err(Error::InvalidInput("--certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required for verification in keyless mode".into()));
         }
         let identity = Matcher::from_flags(
             self.certificate_identity.as_deref(),
             self.certificate_identity_regexp.as_deref(),
             "--certificate-identity",
         )
-        .map_err(anyhow::Error::msg)?;
+        .map_err(Error::InvalidInput)?;
         let issuer = Matcher::from_flags(
             self.certificate_oidc_issuer.as_deref(),
             self.certificate_oidc_issuer_regexp.as_deref(),
             "--certificate-oidc-issuer",
         )
-        .map_err(anyhow::Error::msg)?;
+        .map_err(Error::InvalidInput)?;
         let workflow: BTreeMap<Workflow, String> = [
             (Workflow::Trigger, &self.certificate_github_workflow_trigger),
             (Workflow::Sha, &self.certificate_github_workflow_sha),
@@ -103,14 +105,15 @@ impl KeylessArgs {
         let trusted_root = match (&self.certificate_chain, root) {
             (Some(path), _) => chain_as_root(path)?,
             (None, Some(root)) if !root.certificate_authorities.is_empty() => root.clone(),
-            (None, _) => anyhow::bail!(
-                "keyless verification needs trust material: give --trusted-root FILE (a Sigstore trusted_root.json), SIGSTORE_ROOT_FILE=<Fulcio root PEM>, or --certificate-chain FILE (its last certificate becomes the trusted root, as with cosign); sigbridge never fetches Fulcio roots"
-            ),
+            (None, _) => return Err(Error::TrustMaterial(
+                "keyless verification needs trust material: give --trusted-root FILE (a Sigstore trusted_root.json), SIGSTORE_ROOT_FILE=<Fulcio root PEM>, or --certificate-chain FILE (its last certificate becomes the trusted root, as with cosign); sigbridge never fetches Fulcio roots".into()
+            )),
         };
         let certificate = match &self.certificate {
             Some(path) => Some(
-                CertificateInput::from_pem(&read_text(path, "--certificate")?, None)
-                    .map_err(|e| anyhow::anyhow!("--certificate {}: {e}", path.display()))?,
+                CertificateInput::from_pem(&read_text(path, "--certificate")?, None).map_err(
+                    |e| Error::InvalidInput(format!("--certificate {}: {e}", path.display())),
+                )?,
             ),
             None => None,
         };
@@ -127,10 +130,10 @@ impl KeylessArgs {
 }
 
 /// `--certificate-chain`: one authority, its root trusted whenever its certificates are valid.
-fn chain_as_root(path: &Path) -> anyhow::Result<TrustedRoot> {
+fn chain_as_root(path: &Path) -> Result<TrustedRoot, Error> {
     let text = read_text(path, "--certificate-chain")?;
     let chain = CertificateInput::chain_from_pem(&text)
-        .map_err(|e| anyhow::anyhow!("--certificate-chain {}: {e}", path.display()))?;
+        .map_err(|e| Error::InvalidInput(format!("--certificate-chain {}: {e}", path.display())))?;
     Ok(TrustedRoot {
         tlogs: vec![],
         certificate_authorities: vec![CertificateAuthority {
@@ -141,11 +144,12 @@ fn chain_as_root(path: &Path) -> anyhow::Result<TrustedRoot> {
     })
 }
 
-fn read_text(path: &Path, flag: &str) -> anyhow::Result<String> {
+/// A certificate file's text; any failure is invalid input naming the flag and the file.
+fn read_text(path: &Path, flag: &str) -> Result<String, Error> {
     let bytes = read_small_file(path, MAX_CERT_FILE)
-        .map_err(|e| anyhow::anyhow!("{flag} {}: {e:#}", path.display()))?;
+        .map_err(|e| Error::InvalidInput(format!("{flag} {}: {e:#}", path.display())))?;
     String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("{flag} {}: not a PEM text file", path.display()))
+        .map_err(|_| Error::InvalidInput(format!("{flag} {}: not a PEM text file", path.display())))
 }
 
 /// Add what cosign prints for a signature with a certificate to its `optional`: `Subject`,
