@@ -287,7 +287,7 @@ fn check_keyless(
     candidate: &Candidate,
     tlog: Option<&VerifiedTlog>,
 ) -> std::result::Result<(), String> {
-    let signing_time = keyless::signing_time::require(tlog.map(|t| t.integrated_time))?;
+    let signing_time = keyless::signing_time::require(tlog.and_then(|t| t.integrated_time))?;
     keyless::verify_keyless(
         material,
         &candidate.signed,
