@@ -203,3 +203,5 @@ pub fn verify_evidence(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_inclusion;
