@@ -40,6 +40,8 @@ impl InclusionProof {
         let bad = |reason: String| TlogError::Malformed { reason };
         let uint = |name: &str| -> Result<u64, TlogError> {
             match proof.get(name) {
+                // protojson leaves out a zero; only an index can be zero (a tree cannot).
+                None if name == "logIndex" => Some(0),
                 Some(Value::String(s)) => s.parse().ok(),
                 Some(Value::Number(n)) => n.as_u64(),
                 _ => None,

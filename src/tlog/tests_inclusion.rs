@@ -426,3 +426,24 @@ fn a_checkpoint_for_another_tree_or_by_another_key_is_refused() {
         "{err}"
     );
 }
+
+/// protojson leaves out zero values and empty lists: leaf 0 of a one-leaf tree has neither
+/// `logIndex` nor `hashes`, and still verifies.
+#[test]
+fn a_proof_for_leaf_zero_written_by_protojson_verifies() {
+    let log = SelfMadeLog::new();
+    let (body, key) = dsse_material(STATEMENT);
+    let root_hash = leaf_hash(&body);
+    let entry = edit(&log.entry(&body), |v| {
+        v.as_object_mut().unwrap().remove("inclusionPromise");
+        v["inclusionProof"] = json!({
+            "rootHash": STANDARD.encode(root_hash),
+            "treeSize": "1",
+            "checkpoint": {"envelope": SelfMadeLog::checkpoint(&log.key, 1, &root_hash)},
+        });
+    });
+    let parsed = TlogEntry::from_bundle_entry(&entry, 0).unwrap();
+    let proof = parsed.inclusion_proof.unwrap();
+    assert_eq!((proof.log_index, proof.hashes.len()), (0, 0));
+    assert_eq!(run(&log, &key, entry).unwrap().integrated_time, None);
+}
