@@ -139,18 +139,26 @@ fn split_note(envelope: &str) -> Result<(&str, Vec<NoteSignature>), CheckpointEr
 
 fn parse_signature_line(line: &str) -> Result<NoteSignature, CheckpointError> {
     let bad = |m: String| CheckpointError::Malformed(m);
-    let rest = line
-        .strip_prefix(SIGNATURE_PREFIX)
-        .ok_or_else(|| bad(format!("signature line {line:?} does not start with \"— \"")))?;
+    let rest = line.strip_prefix(SIGNATURE_PREFIX).ok_or_else(|| {
+        bad(format!(
+            "signature line {line:?} does not start with \"— \""
+        ))
+    })?;
     let (name, b64) = rest
         .split_once(' ')
         .filter(|(name, b64)| !name.is_empty() && !b64.contains(' '))
-        .ok_or_else(|| bad(format!("signature line {line:?} is not \"— <name> <base64>\"")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "signature line {line:?} is not \"— <name> <base64>\""
+            ))
+        })?;
     let bytes = STANDARD
         .decode(b64)
         .map_err(|e| bad(format!("signature {name:?} is not base64: {e}")))?;
     let [a, b, c, d, signature @ ..] = bytes.as_slice() else {
-        return Err(bad(format!("signature {name:?} is shorter than its key hint")));
+        return Err(bad(format!(
+            "signature {name:?} is shorter than its key hint"
+        )));
     };
     if signature.is_empty() {
         return Err(bad(format!("signature {name:?} is empty")));

@@ -133,12 +133,10 @@ fn path_length(index: u64, size: u64) -> usize {
 }
 
 fn to_hash(bytes: &[u8], what: String) -> Result<Hash, InclusionError> {
-    bytes
-        .try_into()
-        .map_err(|_| InclusionError::WrongLength {
-            what,
-            len: bytes.len(),
-        })
+    bytes.try_into().map_err(|_| InclusionError::WrongLength {
+        what,
+        len: bytes.len(),
+    })
 }
 
 #[cfg(test)]
@@ -219,7 +217,11 @@ mod tests {
         ));
         assert!(matches!(
             verify_inclusion(0, 2, &leaf, &[leaf, leaf], &root),
-            Err(InclusionError::WrongPathLength { got: 2, expected: 1, .. })
+            Err(InclusionError::WrongPathLength {
+                got: 2,
+                expected: 1,
+                ..
+            })
         ));
         assert!(matches!(
             verify_inclusion(0, 2, &leaf, &[&leaf[..31]], &root),

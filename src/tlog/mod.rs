@@ -139,7 +139,11 @@ impl RekorBundleView {
     fn of(entry: &TlogEntry) -> Self {
         Self {
             // A legacy bundle always has its SET (`from_rekor_bundle`).
-            signed_entry_timestamp: entry.set.as_deref().map(|s| STANDARD.encode(s)).unwrap_or_default(),
+            signed_entry_timestamp: entry
+                .set
+                .as_deref()
+                .map(|s| STANDARD.encode(s))
+                .unwrap_or_default(),
             payload: RekorPayloadView {
                 body: entry.body_b64.clone(),
                 integrated_time: entry.integrated_time,

@@ -79,7 +79,10 @@ fn upstream_public_good_entry_proof_and_checkpoint_verify() {
     assert_eq!(key_hint(&root.tlogs[0].spki_der), entry.log_id[..4]);
     let key = &root.tlogs[0];
     let checkpoint = verify_checkpoint(&proof.checkpoint, key).unwrap();
-    assert_eq!(checkpoint.origin, "rekor.sigstore.dev - 2605736670972794746");
+    assert_eq!(
+        checkpoint.origin,
+        "rekor.sigstore.dev - 2605736670972794746"
+    );
     assert_eq!(checkpoint.size, 27657875);
     assert_eq!(checkpoint.root_hash, proof.root_hash);
 }
@@ -118,12 +121,16 @@ fn each_tampered_part_of_an_upstream_proof_is_refused_by_name() {
         "rootHash",
     );
     let msg = proof_fails(
-        edit(&raw, |v| v["inclusionProof"]["treeSize"] = json!("27657876")),
+        edit(&raw, |v| {
+            v["inclusionProof"]["treeSize"] = json!("27657876")
+        }),
         "treeSize",
     );
     assert!(msg.contains("a tree of 27657876"), "{msg}");
     let msg = proof_fails(
-        edit(&raw, |v| v["inclusionProof"]["logIndex"] = json!("27657873")),
+        edit(&raw, |v| {
+            v["inclusionProof"]["logIndex"] = json!("27657873")
+        }),
         "logIndex",
     );
     assert!(msg.contains("leaf 27657873"), "{msg}");
@@ -170,7 +177,10 @@ fn each_tampered_part_of_an_upstream_proof_is_refused_by_name() {
         "malformed",
     );
     let no_checkpoint = edit(&raw, |v| {
-        v["inclusionProof"].as_object_mut().unwrap().remove("checkpoint");
+        v["inclusionProof"]
+            .as_object_mut()
+            .unwrap()
+            .remove("checkpoint");
     });
     let err = check_proof(&no_checkpoint, &root).unwrap_err();
     assert!(
@@ -292,9 +302,14 @@ impl SelfMadeLog {
 /// A DSSE body over `statement` by a fresh key, and the material it must match.
 fn dsse_material(statement: &'static [u8]) -> (Vec<u8>, PublicKey) {
     let signer = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
-    let key =
-        PublicKey::from_spki_der(signer.verifying_key().to_public_key_der().unwrap().as_bytes())
-            .unwrap();
+    let key = PublicKey::from_spki_der(
+        signer
+            .verifying_key()
+            .to_public_key_der()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
     let body = json!({"apiVersion": "0.0.1", "kind": "dsse", "spec": {
         "envelopeHash": {"algorithm": "sha256", "value": "00"},
         "payloadHash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(statement))},
@@ -313,7 +328,11 @@ fn run(log: &SelfMadeLog, key: &PublicKey, entry: Value) -> Result<VerifiedTlog,
         verifier_der: key.spki_der(),
         payload: STATEMENT,
     };
-    verify_evidence(&TlogEvidence::BundleEntries(vec![entry]), &signed, &log.root)
+    verify_evidence(
+        &TlogEvidence::BundleEntries(vec![entry]),
+        &signed,
+        &log.root,
+    )
 }
 
 #[test]
@@ -387,8 +406,8 @@ fn a_checkpoint_for_another_tree_or_by_another_key_is_refused() {
         "{err}"
     );
     assert!(
-        err.to_string()
-            .contains("checkpoint root hash") && err.to_string().contains("inclusion proof's"),
+        err.to_string().contains("checkpoint root hash")
+            && err.to_string().contains("inclusion proof's"),
         "{err}"
     );
 
