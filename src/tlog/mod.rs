@@ -32,6 +32,9 @@ pub use set::verify_set;
 
 use crate::trust::TrustedRoot;
 
+/// Why keyless verification refuses an entry verified by its inclusion proof alone.
+pub const NO_SIGNED_TIME: &str = "the transparency log entry was verified by its inclusion proof only: without an inclusion promise (SET) its integratedTime is not signed, and keyless verification needs a signed integration time to check the certificate at";
+
 /// Why a log entry was refused; each names what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TlogError {
