@@ -287,7 +287,7 @@ fn check_keyless(
     candidate: &Candidate,
     tlog: Option<&VerifiedTlog>,
 ) -> std::result::Result<(), String> {
-    let signing_time = keyless::signing_time::require(tlog.map(|t| t.integrated_time))?;
+    let signing_time = keyless_signing_time(tlog)?;
     keyless::verify_keyless(
         material,
         &candidate.signed,
@@ -300,9 +300,41 @@ fn check_keyless(
     .map_err(|e| e.to_string())
 }
 
+/// The time a keyless certificate is checked at: the verified entry's signed integrated time.
+/// An entry verified by its inclusion proof alone has none (the time is not signed), and says so.
+fn keyless_signing_time(
+    tlog: Option<&VerifiedTlog>,
+) -> std::result::Result<std::time::SystemTime, String> {
+    let verified_time = match tlog {
+        Some(t) => Some(
+            t.integrated_time
+                .ok_or_else(|| crate::tlog::NO_SIGNED_TIME.to_string())?,
+        ),
+        None => None,
+    };
+    keyless::signing_time::require(verified_time)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proof_only_log_entry_gives_keyless_no_signing_time_and_says_why() {
+        let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_750_000_000);
+        let promised = VerifiedTlog {
+            integrated_time: Some(at),
+            rekor_bundle: None,
+        };
+        assert_eq!(keyless_signing_time(Some(&promised)), Ok(at));
+        let proof_only = VerifiedTlog {
+            integrated_time: None,
+            rekor_bundle: None,
+        };
+        let err = keyless_signing_time(Some(&proof_only)).unwrap_err();
+        assert!(err.contains("inclusion proof only"), "{err}");
+        assert!(err.contains("inclusion promise"), "{err}");
+    }
 
     #[test]
     fn reads_are_granted_in_order_until_the_total() {

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::inclusion::InclusionProof;
 use super::TlogError;
 
 /// The layer annotation holding a legacy Rekor bundle.
@@ -27,8 +28,11 @@ pub struct TlogEntry {
     pub log_id_hex: String,
     /// The log's id, raw.
     pub log_id: Vec<u8>,
-    /// The SET: an ASN.1 ECDSA signature by the log key.
-    pub set: Vec<u8>,
+    /// The SET: an ASN.1 ECDSA signature by the log key (always in a legacy bundle; a bundle
+    /// entry may have an inclusion proof instead).
+    pub set: Option<Vec<u8>>,
+    /// A bundle entry's inclusion proof with its checkpoint, when it has one.
+    pub inclusion_proof: Option<InclusionProof>,
 }
 
 /// The legacy annotation as cosign writes it (`pkg/cosign/bundle/rekor.go`).
@@ -71,13 +75,17 @@ impl TlogEntry {
             // Signed as written: cosign puts the annotation's text into the SET payload.
             log_id_hex: p.log_id,
             log_id,
-            set: decode(&parsed.signed_entry_timestamp, "SignedEntryTimestamp")?,
+            set: Some(decode(
+                &parsed.signed_entry_timestamp,
+                "SignedEntryTimestamp",
+            )?),
+            inclusion_proof: None,
         })
     }
 
     /// Read one entry of a Sigstore bundle's `tlogEntries` (protojson: int64 as a string or a
-    /// number, bytes as std base64). An entry without an inclusion promise is refused: it
-    /// cannot be checked offline without a checkpoint (not read yet).
+    /// number, bytes as std base64). It needs an inclusion promise, an inclusion proof, or
+    /// both (as sigstore-go): without either nothing can be checked offline.
     pub fn from_bundle_entry(entry: &Value, index: usize) -> Result<Self, TlogError> {
         let field = |name: &str| format!("tlogEntries[{index}].{name}");
         let bad = |reason: String| TlogError::Malformed { reason };
@@ -102,16 +110,23 @@ impl TlogEntry {
         };
         let body_b64 = text(&["canonicalizedBody"])?.to_string();
         let log_id = decode(text(&["logId", "keyId"])?, &field("logId.keyId"))?;
-        let set_b64 = entry
-            .get("inclusionPromise")
-            .and_then(|p| p.get("signedEntryTimestamp"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                bad(format!(
-                    "{} is missing: an entry is checked offline by its signed entry timestamp",
-                    field("inclusionPromise.signedEntryTimestamp")
-                ))
-            })?;
+        let set = match entry.get("inclusionPromise") {
+            None | Some(Value::Null) => None,
+            Some(promise) => {
+                let path = field("inclusionPromise.signedEntryTimestamp");
+                let text = promise
+                    .get("signedEntryTimestamp")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad(format!("{path} is missing or not a string")))?;
+                Some(decode(text, &path)?)
+            }
+        };
+        let inclusion_proof = InclusionProof::from_bundle_entry(entry, index)?;
+        if set.is_none() && inclusion_proof.is_none() {
+            return Err(bad(format!(
+                "tlogEntries[{index}] has neither an inclusionPromise nor an inclusionProof: an entry is checked offline by its signed entry timestamp or its inclusion proof"
+            )));
+        }
         Ok(Self {
             body: decode(&body_b64, &field("canonicalizedBody"))?,
             body_b64,
@@ -119,7 +134,8 @@ impl TlogEntry {
             log_index: int("logIndex")?,
             log_id_hex: hex::encode(&log_id),
             log_id,
-            set: decode(set_b64, &field("inclusionPromise.signedEntryTimestamp"))?,
+            set,
+            inclusion_proof,
         })
     }
 }

@@ -2,11 +2,16 @@
 //! timestamp verifies with a trusted log key valid at its integrated time (`set.rs`) and its
 //! body is about the very signature, key and payload being verified (`body.rs`). Entries come
 //! from cosign's legacy `dev.sigstore.cosign/bundle` annotation or a Sigstore bundle's
-//! `tlogEntries` (`entry.rs`). Nothing here contacts a log; inclusion proofs against a
-//! checkpoint are not checked (the SET is what cosign checks offline).
+//! `tlogEntries` (`entry.rs`). A bundle entry's inclusion proof, when present, must lead to
+//! the root of a checkpoint the log key signed (`inclusion.rs` with `merkle.rs` and
+//! `checkpoint.rs`); its integrated time is trusted only with a verified SET, as sigstore-go.
+//! Nothing here contacts a log.
 
 mod body;
+mod checkpoint;
 mod entry;
+mod inclusion;
+mod merkle;
 mod policy;
 mod set;
 
@@ -18,11 +23,17 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use body::{check_dsse_body, check_rekord_body, SignedMaterial};
+pub use checkpoint::{key_hint, verify_checkpoint, Checkpoint, CheckpointError};
 pub use entry::{TlogEntry, REKOR_BUNDLE_ANNOTATION};
+pub use inclusion::{verify_inclusion_proof, InclusionProof};
+pub use merkle::{leaf_hash, node_hash, InclusionError};
 pub use policy::TlogPolicy;
 pub use set::verify_set;
 
 use crate::trust::TrustedRoot;
+
+/// Why keyless verification refuses an entry verified by its inclusion proof alone.
+pub const NO_SIGNED_TIME: &str = "the transparency log entry was verified by its inclusion proof only: without an inclusion promise (SET) its integratedTime is not signed, and keyless verification needs a signed integration time to check the certificate at";
 
 /// Why a log entry was refused; each names what failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +64,28 @@ pub enum TlogError {
         /// What failed.
         reason: String,
     },
+    /// A bundle entry's inclusion proof does not lead to its root.
+    #[error("transparency log entry's inclusion proof does not verify: {reason}")]
+    InclusionProofInvalid {
+        /// What failed.
+        reason: String,
+    },
+    /// A bundle entry's checkpoint is malformed or not signed by the log key.
+    #[error("transparency log entry's checkpoint is invalid: {reason}")]
+    CheckpointInvalid {
+        /// What failed.
+        reason: String,
+    },
+    /// The checkpoint commits to another tree than the inclusion proof.
+    #[error("transparency log entry's checkpoint {what} {checkpoint} is not the inclusion proof's {proof}")]
+    CheckpointMismatch {
+        /// Which: tree size or root hash.
+        what: &'static str,
+        /// The checkpoint's value.
+        checkpoint: String,
+        /// The proof's value.
+        proof: String,
+    },
     /// The body is about something else.
     #[error("transparency log entry body does not match the {what}: {detail}")]
     BodyMismatch {
@@ -76,9 +109,11 @@ pub enum TlogEvidence {
 /// What a verified entry vouches for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedTlog {
-    /// When the log integrated the signature (for a legacy bundle and the earliest of a
-    /// Sigstore bundle's entries): the signing time keyless checks use.
-    pub integrated_time: SystemTime,
+    /// When the log integrated the signature, as a verified SET vouches for it (a legacy
+    /// bundle; the earliest of a Sigstore bundle's entries with a promise): the signing time
+    /// keyless checks use. `None` when only inclusion proofs verified: their integrated time
+    /// is not signed, so it is not trusted (sigstore-go `VerifyTlogEntry`).
+    pub integrated_time: Option<SystemTime>,
     /// The legacy Rekor bundle, for output as cosign prints it (`optional.Bundle`).
     pub rekor_bundle: Option<RekorBundleView>,
 }
@@ -106,7 +141,12 @@ struct RekorPayloadView {
 impl RekorBundleView {
     fn of(entry: &TlogEntry) -> Self {
         Self {
-            signed_entry_timestamp: STANDARD.encode(&entry.set),
+            // A legacy bundle always has its SET (`from_rekor_bundle`).
+            signed_entry_timestamp: entry
+                .set
+                .as_deref()
+                .map(|s| STANDARD.encode(s))
+                .unwrap_or_default(),
             payload: RekorPayloadView {
                 body: entry.body_b64.clone(),
                 integrated_time: entry.integrated_time,
@@ -136,23 +176,32 @@ pub fn verify_evidence(
             check_rekord_body(&entry.body, signed)?;
             let integrated_time = verify_set(&entry, root)?;
             Ok(VerifiedTlog {
-                integrated_time,
+                integrated_time: Some(integrated_time),
                 rekor_bundle: Some(RekorBundleView::of(&entry)),
             })
         }
         TlogEvidence::BundleEntries(entries) => {
+            if entries.is_empty() {
+                return Err(TlogError::Malformed {
+                    reason: "tlogEntries is empty".into(),
+                });
+            }
             let mut earliest: Option<SystemTime> = None;
             for (i, raw) in entries.iter().enumerate() {
+                // Each entry has a promise, a proof or both (`from_bundle_entry`); every one
+                // present must verify.
                 let entry = TlogEntry::from_bundle_entry(raw, i)?;
                 check_dsse_body(&entry.body, signed)?;
-                let at = verify_set(&entry, root)?;
-                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                if entry.set.is_some() {
+                    let at = verify_set(&entry, root)?;
+                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                }
+                if let Some(proof) = &entry.inclusion_proof {
+                    verify_inclusion_proof(&entry, proof, root)?;
+                }
             }
-            let integrated_time = earliest.ok_or_else(|| TlogError::Malformed {
-                reason: "tlogEntries is empty".into(),
-            })?;
             Ok(VerifiedTlog {
-                integrated_time,
+                integrated_time: earliest,
                 rekor_bundle: None,
             })
         }
@@ -161,3 +210,5 @@ pub fn verify_evidence(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_inclusion;

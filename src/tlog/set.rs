@@ -38,6 +38,11 @@ pub fn verify_set(entry: &TlogEntry, root: &TrustedRoot) -> Result<SystemTime, T
         serde_json_canonicalizer::to_vec(&payload).map_err(|e| TlogError::Malformed {
             reason: format!("cannot canonicalise the SET payload: {e}"),
         })?;
+    let Some(set) = &entry.set else {
+        return Err(TlogError::Malformed {
+            reason: "the entry has no signed entry timestamp (inclusionPromise)".into(),
+        });
+    };
     let log_key = PublicKey::from_spki_der(&key.spki_der).map_err(|e| TlogError::SetInvalid {
         reason: format!("the log key of {} is unusable: {e}", entry.log_id_hex),
     })?;
@@ -47,13 +52,13 @@ pub fn verify_set(entry: &TlogEntry, root: &TrustedRoot) -> Result<SystemTime, T
             reason: format!("the log key of {} is not ECDSA", entry.log_id_hex),
         });
     }
-    if !is_short_der_sequence(&entry.set) {
+    if !is_short_der_sequence(set) {
         return Err(TlogError::SetInvalid {
             reason: "SignedEntryTimestamp is not an ASN.1 ECDSA signature".into(),
         });
     }
     log_key
-        .verify(&canonical, &entry.set)
+        .verify(&canonical, set)
         .map_err(|_| TlogError::SetInvalid {
             reason: format!(
                 "SignedEntryTimestamp does not verify with the key of log {} over body, integratedTime, logID and logIndex",
@@ -64,6 +69,6 @@ pub fn verify_set(entry: &TlogEntry, root: &TrustedRoot) -> Result<SystemTime, T
 }
 
 /// A DER SEQUENCE with a one-byte length filling the input: every ECDSA P-256/P-384 signature.
-fn is_short_der_sequence(bytes: &[u8]) -> bool {
+pub(super) fn is_short_der_sequence(bytes: &[u8]) -> bool {
     matches!(bytes, [0x30, len, rest @ ..] if *len < 0x80 && usize::from(*len) == rest.len())
 }
