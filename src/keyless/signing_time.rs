@@ -1,11 +1,12 @@
 //! Where a keyless signature's signing time comes from: the integrated time of a
-//! transparency-log entry that was verified (its signed entry timestamp or inclusion proof
-//! checked against the trusted root's log key). Nothing else is accepted in release builds.
+//! transparency-log entry whose signed entry timestamp verified against the trusted root's log
+//! key (an entry verified by its inclusion proof alone has no signed time; see `crate::tlog`).
+//! Nothing else is accepted in release builds.
 //!
-//! Test-only seam (debug builds only, compiled out of release builds): until the
-//! transparency-log check is merged, `SIGBRIDGE_TEST_KEYLESS_SIGNING_TIME=<unix seconds>`
-//! stands in for a verified entry's integrated time, so the certificate checks can be driven
-//! end to end through the binary. It is read only when no verified time exists.
+//! Test-only seam (debug builds only, compiled out of release builds):
+//! `SIGBRIDGE_TEST_KEYLESS_SIGNING_TIME=<unix seconds>` stands in for a verified entry's
+//! integrated time where a test cannot make one (`attach --format bundle` writes no
+//! `tlogEntries`). It is read only when no verified time exists.
 
 use std::time::SystemTime;
 
