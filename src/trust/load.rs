@@ -83,24 +83,9 @@ impl TrustedRoot {
     /// Add the log keys of a PEM file (`SIGSTORE_REKOR_PUBLIC_KEY`), each valid from the epoch
     /// on with no end, as cosign treats them.
     pub fn add_rekor_public_keys_file(&mut self, path: &Path) -> Result<(), TrustError> {
-        let bytes = read_capped(path)?;
-        let invalid = |reason: String| TrustError::Invalid {
-            path: path.display().to_string(),
-            reason,
-        };
-        let blocks = pem::decode_all(&bytes).map_err(|e| invalid(format!("not PEM: {e}")))?;
-        if blocks.is_empty() {
-            return Err(invalid("holds no PEM PUBLIC KEY block".into()));
-        }
-        for block in blocks {
-            if block.label() != "PUBLIC KEY" {
-                return Err(invalid(format!(
-                    "PEM block {:?} is not a PUBLIC KEY",
-                    block.label()
-                )));
-            }
-            let key = PublicKey::from_spki_der(block.contents())
-                .map_err(|e| invalid(format!("PUBLIC KEY: {e}")))?;
+        for der in pem_blocks(path, "PUBLIC KEY")? {
+            let key = PublicKey::from_spki_der(&der)
+                .map_err(|e| invalid(path, format!("PUBLIC KEY: {e}")))?;
             self.tlogs.push(log_key(
                 key.spki_der().to_vec(),
                 open_validity(),
@@ -114,31 +99,45 @@ impl TrustedRoot {
     /// (`SIGSTORE_ROOT_FILE`): each certificate is its own authority, with an open validity
     /// (the certificates' own dates still apply to the chain check).
     pub fn add_fulcio_roots_file(&mut self, path: &Path) -> Result<(), TrustError> {
-        let bytes = read_capped(path)?;
-        let invalid = |reason: String| TrustError::Invalid {
-            path: path.display().to_string(),
-            reason,
-        };
-        let blocks = pem::decode_all(&bytes).map_err(|e| invalid(format!("not PEM: {e}")))?;
-        if blocks.is_empty() {
-            return Err(invalid("holds no PEM CERTIFICATE block".into()));
-        }
-        for block in blocks {
-            if block.label() != "CERTIFICATE" {
-                return Err(invalid(format!(
-                    "PEM block {:?} is not a CERTIFICATE",
-                    block.label()
-                )));
-            }
-            PublicKey::from_certificate_der(block.contents())
-                .map_err(|e| invalid(format!("CERTIFICATE: {e}")))?;
+        for der in pem_blocks(path, "CERTIFICATE")? {
+            PublicKey::from_certificate_der(&der)
+                .map_err(|e| invalid(path, format!("CERTIFICATE: {e}")))?;
             self.certificate_authorities.push(CertificateAuthority {
-                chain_der: vec![block.contents().to_vec()],
+                chain_der: vec![der],
                 validity: open_validity(),
                 uri: String::new(),
             });
         }
         Ok(())
+    }
+}
+
+/// The contents of the PEM blocks of the file at `path`: at least one, every one `label`.
+fn pem_blocks(path: &Path, label: &str) -> Result<Vec<Vec<u8>>, TrustError> {
+    let bytes = read_capped(path)?;
+    let blocks = pem::decode_all(&bytes).map_err(|e| invalid(path, format!("not PEM: {e}")))?;
+    if blocks.is_empty() {
+        return Err(invalid(path, format!("holds no PEM {label} block")));
+    }
+    blocks
+        .into_iter()
+        .map(|block| {
+            if block.label() == label {
+                Ok(block.contents().to_vec())
+            } else {
+                Err(invalid(
+                    path,
+                    format!("PEM block {:?} is not a {label}", block.label()),
+                ))
+            }
+        })
+        .collect()
+}
+
+fn invalid(path: &Path, reason: String) -> TrustError {
+    TrustError::Invalid {
+        path: path.display().to_string(),
+        reason,
     }
 }
 
