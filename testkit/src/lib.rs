@@ -7,6 +7,7 @@
 //! registry that runs locally has. Every server binds 127.0.0.1 only and is stopped on drop; a
 //! missing tool panics with the command that installs it (tests never skip silently).
 
+mod background;
 pub mod certs;
 mod cosign;
 mod http;

@@ -11,9 +11,7 @@
 //! `OCI-Subject`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -22,8 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
+use crate::background::BackgroundServer;
 use crate::image::{http_push, sha256_digest, SampleImage, OCI_INDEX, OCI_MANIFEST};
 
 /// Largest manifest accepted, as distribution and sigbridge bound it (4 MiB).
@@ -80,10 +78,8 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
 
 /// The registry; stops serving (and drops all content) when dropped.
 pub struct OciRegistry {
-    port: u16,
     shared: Shared,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: BackgroundServer,
 }
 
 impl OciRegistry {
@@ -91,46 +87,17 @@ impl OciRegistry {
     /// tests and `#[tokio::test]`s can both use it.
     pub fn start() -> Self {
         let shared: Shared = Arc::default();
-        // Bind here so the port is known (and owned) before the thread starts.
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind OCI registry");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let port = listener.local_addr().expect("local addr").port();
-        let (tx, rx) = oneshot::channel::<()>();
         let app = Router::new()
             .fallback(handle)
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(shared.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("oci-registry-{port}"))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("OCI registry runtime");
-                rt.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    tokio::spawn(async move {
-                        let _ = axum::serve(listener, app).await;
-                    });
-                    let _ = rx.await;
-                });
-                // Dropping the runtime aborts the server and open keep-alive connections.
-            })
-            .expect("start OCI registry thread");
-        Self {
-            port,
-            shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        let server = BackgroundServer::start("oci-registry", app);
+        Self { server, shared }
     }
 
     /// `127.0.0.1:PORT`, the registry part of image references.
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.server.port())
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -207,17 +174,6 @@ impl OciRegistry {
             .iter()
             .filter(|r| r.method == "GET" && r.path.contains("/referrers/"))
             .count()
-    }
-}
-
-impl Drop for OciRegistry {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

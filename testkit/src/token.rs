@@ -4,11 +4,9 @@
 //! with no or wrong credentials gets 401 (there is no anonymous access at all), so a client that
 //! forgets its credentials fails loudly instead of getting an empty token.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{RawQuery, State};
@@ -23,8 +21,8 @@ use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::DecodePrivateKey;
 use rand_core::{OsRng, RngCore};
 use serde_json::json;
-use tokio::sync::oneshot;
 
+use crate::background::BackgroundServer;
 use crate::certs;
 
 /// How long issued tokens live, in seconds.
@@ -53,11 +51,9 @@ struct Shared {
 }
 
 pub(crate) struct TokenServer {
-    port: u16,
     shared: Arc<Shared>,
     cert_path: PathBuf,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: BackgroundServer,
 }
 
 pub(crate) const SERVICE: &str = "sigbridge-testkit-registry";
@@ -85,46 +81,19 @@ impl TokenServer {
             log: Mutex::new(Vec::new()),
         });
 
-        // Bind here so the port is known (and owned) before the thread starts.
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let port = listener.local_addr().expect("local addr").port();
-        let (tx, rx) = oneshot::channel::<()>();
         let app = Router::new()
             .route("/token", get(issue_token))
             .with_state(shared.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("token-server-{port}"))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("token server runtime");
-                rt.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    tokio::spawn(async move {
-                        let _ = axum::serve(listener, app).await;
-                    });
-                    let _ = rx.await;
-                });
-                // Dropping the runtime aborts the server and any open connections: no waiting
-                // on clients that keep connections alive.
-            })
-            .expect("start token server thread");
+        let server = BackgroundServer::start("token-server", app);
         Self {
-            port,
+            server,
             shared,
             cert_path,
-            shutdown: Some(tx),
-            thread: Some(thread),
         }
     }
 
     pub(crate) fn realm(&self) -> String {
-        format!("http://127.0.0.1:{}/token", self.port)
+        format!("http://127.0.0.1:{}/token", self.server.port())
     }
 
     pub(crate) fn cert_path(&self) -> &Path {
@@ -137,17 +106,6 @@ impl TokenServer {
 
     pub(crate) fn requests(&self) -> Vec<TokenRequest> {
         self.shared.log.lock().expect("token log").clone()
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
