@@ -4,7 +4,6 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::inclusion::InclusionProof;
@@ -35,34 +34,12 @@ pub struct TlogEntry {
     pub inclusion_proof: Option<InclusionProof>,
 }
 
-/// The legacy annotation as cosign writes it (`pkg/cosign/bundle/rekor.go`).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RekorBundleJson {
-    #[serde(rename = "SignedEntryTimestamp")]
-    signed_entry_timestamp: String,
-    #[serde(rename = "Payload")]
-    payload: RekorPayloadJson,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RekorPayloadJson {
-    body: String,
-    #[serde(rename = "integratedTime")]
-    integrated_time: i64,
-    #[serde(rename = "logIndex")]
-    log_index: i64,
-    #[serde(rename = "logID")]
-    log_id: String,
-}
-
 impl TlogEntry {
     /// Read a `dev.sigstore.cosign/bundle` annotation. Unknown or duplicate fields are refused
     /// (Go's reader would take them case-insensitively or keep the last; we do not guess).
     pub fn from_rekor_bundle(annotation: &str) -> Result<Self, TlogError> {
         let bad = |reason: String| TlogError::Malformed { reason };
-        let parsed: RekorBundleJson = serde_json::from_str(annotation)
+        let parsed: super::RekorBundleView = serde_json::from_str(annotation)
             .map_err(|e| bad(format!("{REKOR_BUNDLE_ANNOTATION} annotation: {e}")))?;
         let p = parsed.payload;
         let log_id = hex::decode(&p.log_id)

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use body::{check_dsse_body, check_rekord_body, SignedMaterial};
@@ -118,8 +118,10 @@ pub struct VerifiedTlog {
     pub rekor_bundle: Option<RekorBundleView>,
 }
 
-/// cosign's `RekorBundle` as it marshals it (field order as Go's struct).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// cosign's `RekorBundle` (`pkg/cosign/bundle/rekor.go`): read from the legacy annotation
+/// (unknown fields refused) and printed as cosign marshals it (field order as Go's struct).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RekorBundleView {
     #[serde(rename = "SignedEntryTimestamp")]
     signed_entry_timestamp: String,
@@ -127,7 +129,8 @@ pub struct RekorBundleView {
     payload: RekorPayloadView,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RekorPayloadView {
     body: String,
     #[serde(rename = "integratedTime")]
