@@ -218,3 +218,96 @@ async fn expire_periodically(service: Arc<Service>) {
 pub fn open_store(path: &Path) -> Result<Store, StoreError> {
     Store::open(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{status, NewRequest};
+
+    fn signer() -> (Arc<dyn Signer>, p256::ecdsa::VerifyingKey) {
+        use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
+        let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+        let pem = secret.to_pkcs8_pem(LineEnding::LF).unwrap();
+        let local = sigbridge_local::KeyFile::parse(pem.as_bytes(), "test key")
+            .unwrap()
+            .decrypt(None)
+            .unwrap();
+        (Arc::new(local), secret.public_key().into())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_approved_request_left_unsigned_by_a_stop_is_signed_at_the_next_start() {
+        use p256::ecdsa::signature::Verifier as _;
+        let dir = tempfile::tempdir().unwrap();
+        let config: ServeConfig = toml::from_str(&format!(
+            r#"listen = "127.0.0.1:0"
+database = "{}"
+organization_id = "org"
+[[identities]]
+name = "ci"
+token_sha256 = "{}"
+[[identities]]
+name = "alice"
+token_sha256 = "{}"
+[[policies]]
+project = "p"
+slug = "s"
+signer = "unused: the test hands the signer over"
+submitters = ["ci"]
+approvers = ["alice"]
+"#,
+            dir.path().join("state.db").display(),
+            token::new_token().1,
+            token::new_token().1,
+        ))
+        .unwrap();
+        let payload = br#"{"critical":{}}"#.to_vec();
+        let zip = artifact::signed_zip(&[("payload.json".into(), payload.clone())], &[]).unwrap();
+        // The earlier run: submitted, approved, stopped before it signed.
+        {
+            let store = Store::open(&config.database).unwrap();
+            store
+                .insert(&NewRequest {
+                    id: "r1",
+                    project: "p",
+                    policy: "s",
+                    submitter: "ci",
+                    submitted_from: "127.0.0.1:1",
+                    description: None,
+                    parameters: "{}",
+                    artifact_name: "payload.json.zip",
+                    unsigned: &zip,
+                    status: status::WAITING,
+                    now: now(),
+                    expires_at: now() + 3600,
+                    audit_detail: serde_json::json!({}),
+                })
+                .unwrap();
+            assert!(store.approve("r1", "alice", 1, now()).unwrap());
+        }
+        let (signer, key) = signer();
+        let signers: Signers = [(policy_key("p", "s"), signer)].into_iter().collect();
+        let listener = bind(&config).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, config.clone(), signers, async move {
+            let _ = stopped.await;
+        }));
+        let reader = Store::open(&config.database).unwrap();
+        let mut waited = Duration::ZERO;
+        while reader.get("r1").unwrap().status != status::COMPLETED {
+            assert!(waited < Duration::from_secs(30), "never signed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += Duration::from_millis(20);
+        }
+        let signed = reader.signed("r1").unwrap().unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(signed)).unwrap();
+        let mut der = Vec::new();
+        std::io::Read::read_to_end(&mut archive.by_name("payload.json.sig").unwrap(), &mut der)
+            .unwrap();
+        let sig = p256::ecdsa::Signature::from_der(&der).unwrap();
+        key.verify(&payload, &sig).unwrap();
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+        assert!(audit::verify_entries(&reader.audit_entries().unwrap()).is_ok());
+    }
+}
