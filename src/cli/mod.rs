@@ -9,6 +9,7 @@ mod go_json;
 mod key_source;
 mod pkcs11;
 mod public_key;
+mod serve;
 mod sign;
 mod signer;
 mod signpath;
@@ -98,6 +99,9 @@ pub enum Command {
     Pkcs11(pkcs11::Args),
     /// SignPath signing requests: `status ID`, `cancel ID`.
     Signpath(signpath::Args),
+    /// Run the self-hosted signing service with approvals (`--config serve.toml`), check or
+    /// export its audit log (`audit verify|export`), or make an API token (`new-token`).
+    Serve(serve::Args),
 }
 
 /// Run the parsed command.
@@ -111,5 +115,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::PublicKey(a) => public_key::run(a).await,
         Command::Pkcs11(a) => pkcs11::run(a).await,
         Command::Signpath(a) => signpath::run(a).await,
+        Command::Serve(a) => serve::run(a, cli.log_format).await,
     }
 }
