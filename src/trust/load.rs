@@ -6,9 +6,6 @@ use std::io::Read as _;
 use std::path::Path;
 use std::time::SystemTime;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 use sigbridge_signer::{pem, PublicKey};
 
 use super::root_json::{self, TrustedRootJson};
@@ -86,7 +83,7 @@ impl TrustedRoot {
         for der in pem_blocks(path, "PUBLIC KEY")? {
             let key = PublicKey::from_spki_der(&der)
                 .map_err(|e| invalid(path, format!("PUBLIC KEY: {e}")))?;
-            self.tlogs.push(log_key(
+            self.tlogs.push(TransparencyLogKey::new(
                 key.spki_der().to_vec(),
                 open_validity(),
                 String::new(),
@@ -141,29 +138,8 @@ fn invalid(path: &Path, reason: String) -> TrustError {
     }
 }
 
-/// A log key with its id (SHA-256 of the DER key, as Rekor computes it).
-pub(super) fn log_key(
-    spki_der: Vec<u8>,
-    validity: Validity,
-    base_url: String,
-) -> TransparencyLogKey {
-    TransparencyLogKey {
-        log_id: Sha256::digest(&spki_der).to_vec(),
-        spki_der,
-        validity,
-        base_url,
-    }
-}
-
 fn open_validity() -> Validity {
     Validity::since(SystemTime::UNIX_EPOCH)
-}
-
-/// Decode std base64, naming the field on failure.
-pub(super) fn b64(field: &str, text: &str) -> Result<Vec<u8>, String> {
-    STANDARD
-        .decode(text)
-        .map_err(|e| format!("{field} is not valid base64: {e}"))
 }
 
 #[cfg(test)]

@@ -47,6 +47,19 @@ pub struct TransparencyLogKey {
     pub base_url: String,
 }
 
+impl TransparencyLogKey {
+    /// A log key with its id computed as Rekor computes it (SHA-256 of the DER key).
+    pub fn new(spki_der: Vec<u8>, validity: Validity, base_url: String) -> Self {
+        use sha2::{Digest as _, Sha256};
+        Self {
+            log_id: Sha256::digest(&spki_der).to_vec(),
+            spki_der,
+            validity,
+            base_url,
+        }
+    }
+}
+
 /// A certificate authority (Fulcio): a keyless certificate must chain to `chain`'s root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertificateAuthority {

@@ -9,8 +9,10 @@ use sigbridge_signer::PublicKey;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::load::{b64, log_key};
-use super::{CertificateAuthority, TrustedRoot, Validity};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+use super::{CertificateAuthority, TransparencyLogKey, TrustedRoot, Validity};
 
 /// The media type of the only trusted-root version read.
 pub const TRUSTED_ROOT_MEDIA_TYPE: &str =
@@ -107,7 +109,7 @@ pub(super) fn convert(parsed: TrustedRootJson) -> Result<TrustedRoot, String> {
                 log_id.len()
             ));
         }
-        let mut entry = log_key(key.spki_der().to_vec(), validity, tlog.base_url);
+        let mut entry = TransparencyLogKey::new(key.spki_der().to_vec(), validity, tlog.base_url);
         // The file's id is the one entries name (sigstore-go keys its log map by it).
         entry.log_id = log_id;
         root.tlogs.push(entry);
@@ -164,6 +166,13 @@ fn timestamp(field: &str, text: &str) -> Result<SystemTime, String> {
         .map_err(|e| format!("{field} {text:?} is not an RFC 3339 time: {e}"))
 }
 
+/// Decode std base64, naming the field on failure.
+fn b64(field: &str, text: &str) -> Result<Vec<u8>, String> {
+    STANDARD
+        .decode(text)
+        .map_err(|e| format!("{field} is not valid base64: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,7 +196,7 @@ mod tests {
         // For Rekor the id is the key's SHA-256.
         assert_eq!(
             log.log_id,
-            super::super::load::log_key(log.spki_der.clone(), log.validity.clone(), String::new())
+            TransparencyLogKey::new(log.spki_der.clone(), log.validity.clone(), String::new())
                 .log_id
         );
         assert_eq!(log.base_url, "https://rekor.sigstore.dev");
