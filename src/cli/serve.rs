@@ -87,14 +87,14 @@ async fn serve(config: &ServeConfig, log_format: LogFormat) -> anyhow::Result<Ex
         sigbridge_signer::require_safe_for_remote_callers(signer.as_ref())?;
         signers.insert(policy_key(&p.project, &p.slug), Arc::from(signer));
     }
-    let listener = sigbridge_serve::bind(config).await?;
-    let addr = listener.local_addr()?;
+    let bound = sigbridge_serve::bind(config).await?;
+    let addr = bound.local_addr()?;
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{addr}")?;
+        writeln!(out, "listening on {}://{addr}", bound.scheme())?;
         out.flush()?;
     }
-    sigbridge_serve::serve(listener, config.clone(), signers, shutdown_signal()).await?;
+    sigbridge_serve::serve(bound, config.clone(), signers, shutdown_signal()).await?;
     Ok(ExitCode::Success)
 }
 

@@ -29,6 +29,10 @@ struct Fixture {
     public_key: PathBuf,
     service: Option<Service>,
     port: u16,
+    /// Extra top-level lines for serve.toml.
+    top: String,
+    /// The CA that issued the service's TLS certificate, when it serves HTTPS.
+    ca: Option<PathBuf>,
 }
 
 /// The running `sigbridge serve`; killed on drop.
@@ -100,6 +104,8 @@ impl Fixture {
             public_key,
             service: None,
             port: 0,
+            top: String::new(),
+            ca: None,
         };
         fx.write_config("serve.toml", "127.0.0.1:0");
         fx
@@ -115,6 +121,7 @@ impl Fixture {
 database = "state.db"
 organization_id = "{ORG}"
 expire_after = "1h"
+{}
 
 [[identities]]
 name = "ci"
@@ -143,8 +150,15 @@ signer = "service.pem"
 approvals_required = 2
 submitters = ["ci"]
 approvers = ["alice", "bob"]
+
+[[policies]]
+project = "my-images"
+slug = "unattended"
+signer = "service.pem"
+approvals_required = 0
+submitters = ["ci"]
 "#,
-            self.ci.hash_line, self.alice.hash_line, self.bob.hash_line
+            self.top, self.ci.hash_line, self.alice.hash_line, self.bob.hash_line
         );
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -168,6 +182,7 @@ approvers = ["alice", "bob"]
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("HOME", self.dir.path().join("home"))
+            .env("SIGBRIDGE_LOG", "sigbridge_serve=info")
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -179,12 +194,43 @@ approvers = ["alice", "bob"]
             .read_line(&mut line)
             .unwrap();
         let service = Service { child };
+        let prefix = format!("listening on {}://", self.scheme());
         let addr = line
             .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("no listening line: {line:?}\n{}", self.log()));
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("no {prefix:?} line: {line:?}\n{}", self.log()));
         self.port = addr.rsplit(':').next().unwrap().parse().unwrap();
         self.service = Some(service);
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.ca.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// Serve HTTPS with a server certificate from a fresh test CA.
+    fn use_tls(&mut self) {
+        let chain = sigbridge_testkit::certs::tls_chain("sigbridge-e2e-serve-ca");
+        let dir = self.dir.path();
+        std::fs::write(dir.join("tls.crt"), &chain.server.cert_pem).unwrap();
+        std::fs::write(dir.join("tls.key"), &chain.server.key_pem).unwrap();
+        std::fs::write(dir.join("ca.pem"), &chain.ca.cert_pem).unwrap();
+        self.ca = Some(dir.join("ca.pem"));
+        self.top = "tls_cert = \"tls.crt\"\ntls_key = \"tls.key\"".into();
+        self.write_config("serve.toml", "127.0.0.1:0");
+    }
+
+    /// The signer URI without `public-key=`: the client fetches the policy's key from the
+    /// service.
+    fn uri_fetching_key(&self, policy: &str) -> String {
+        format!(
+            "signpath+{}://127.0.0.1:{}/{ORG}/my-images/{policy}?artifact-configuration=cosign-raw",
+            self.scheme(),
+            self.port,
+        )
     }
 
     fn log(&self) -> String {
@@ -216,6 +262,17 @@ approvers = ["alice", "bob"]
 
     /// `sigbridge sign` in the background, as CI runs it.
     fn spawn_sign(&self, policy: &str, images: &[(String, String, String)]) -> Child {
+        self.spawn_sign_uri(&self.uri(policy), images, self.ca.as_deref())
+    }
+
+    /// `sigbridge sign --signer URI`; `ca` is trusted through `SSL_CERT_FILE`, which the
+    /// SignPath provider's native-roots TLS reads (it has no CA option of its own).
+    fn spawn_sign_uri(
+        &self,
+        uri: &str,
+        images: &[(String, String, String)],
+        ca: Option<&Path>,
+    ) -> Child {
         let list: String = images.iter().map(|(r, _, _)| format!("{r}\n")).collect();
         let file = self
             .dir
@@ -224,10 +281,13 @@ approvers = ["alice", "bob"]
         std::fs::write(&file, list).unwrap();
         let token_file = self.dir.path().join("ci.token");
         std::fs::write(&token_file, &self.ci.token).unwrap();
-        sigbridge_bin()
-            .args(["sign", "--signer", &self.uri(policy), "--images-from"])
+        let mut cmd = sigbridge_bin();
+        cmd.env_clear();
+        if let Some(ca) = ca {
+            cmd.env("SSL_CERT_FILE", ca);
+        }
+        cmd.args(["sign", "--signer", uri, "--images-from"])
             .arg(&file)
-            .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("HOME", self.dir.path().join("home"))
             .env("SIGBRIDGE_SIGNPATH_TOKEN_FILE", &token_file)
@@ -484,4 +544,79 @@ fn a_restart_while_a_request_waits_loses_nothing() {
     }
     let verify = fx.serve_cmd(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", verify.describe());
+}
+
+#[test]
+fn over_tls_from_a_test_ca_the_client_fetches_the_policy_key_and_cosign_verifies() {
+    let mut fx = Fixture::new();
+    fx.use_tls();
+    fx.start();
+    let images = fx.images(1);
+    let uri = fx.uri_fetching_key("unattended");
+
+    // Without the CA the client must refuse the service's certificate.
+    let out = finish(fx.spawn_sign_uri(&uri, &images, None));
+    assert!(!out.status.success(), "{}", out.describe());
+    assert!(
+        out.stderr_str().contains("certificate"),
+        "not a certificate error:\n{}",
+        out.describe()
+    );
+
+    let ca = fx.ca.clone();
+    let out = finish(fx.spawn_sign_uri(&uri, &images, ca.as_deref()));
+    assert!(
+        out.status.success(),
+        "sign over TLS failed:\n{}\n{}",
+        out.describe(),
+        fx.log()
+    );
+    let v = cosign_verify(&fx.reg, &fx.public_key, &images[0].0, &[]);
+    assert!(v.status.success(), "cosign verify:\n{}", v.describe());
+}
+
+#[test]
+fn a_burst_over_the_rate_limit_gets_429_with_retry_after_and_the_client_still_completes() {
+    let mut fx = Fixture::new();
+    // One call every 3 s after a burst of 20.
+    fx.top = "max_requests_per_minute = 20".into();
+    fx.write_config("serve.toml", "127.0.0.1:0");
+    fx.start();
+    let client = fx.reg.blocking_client();
+    let url = format!("http://127.0.0.1:{}/API/v1/{ORG}/SigningRequests", fx.port);
+    let mut refused = None;
+    for _ in 0..100 {
+        let resp = client.get(&url).bearer_auth(&fx.ci.token).send().unwrap();
+        if resp.status().as_u16() == 429 {
+            refused = Some(resp);
+            break;
+        }
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    let resp = refused.expect("100 calls in a row were never limited");
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&retry_after), "Retry-After {retry_after}");
+    assert!(resp.text().unwrap().contains("max_requests_per_minute"));
+    // Another identity has its own allowance.
+    let (code, body) = fx.api("GET", &fx.alice, "SigningRequests", None);
+    assert_eq!(code, 200, "{body}");
+
+    let images = fx.images(1);
+    let out = finish(fx.spawn_sign_uri(&fx.uri_fetching_key("unattended"), &images, None));
+    assert!(
+        out.status.success(),
+        "sign under the rate limit failed:\n{}\n{}",
+        out.describe(),
+        fx.log()
+    );
+    let v = cosign_verify(&fx.reg, &fx.public_key, &images[0].0, &[]);
+    assert!(v.status.success(), "cosign verify:\n{}", v.describe());
+    // The burst was refused once; the client, which starts with an empty allowance and needs
+    // several calls, was refused too and waited.
+    let refusals = fx.log().matches("rate limit: refused a call").count();
+    assert!(refusals >= 2, "the client was never limited:\n{}", fx.log());
 }

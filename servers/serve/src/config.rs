@@ -42,12 +42,22 @@ fn default_max_artifact_bytes() -> u64 {
     64 * 1024 * 1024
 }
 
+fn default_max_requests_per_minute() -> u32 {
+    600
+}
+
 /// The whole file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeConfig {
-    /// `127.0.0.1:8443`; only loopback addresses are accepted until TLS exists.
+    /// `127.0.0.1:8080`, or any address (`0.0.0.0:8443`) when `tls_cert` and `tls_key` are set.
     pub listen: SocketAddr,
+    /// PEM certificate chain (server certificate first) to serve HTTPS with.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (unencrypted) of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
     /// The SQLite database (created when missing; relative paths are relative to the file).
     pub database: PathBuf,
     /// The organisation id clients put in their paths.
@@ -58,6 +68,10 @@ pub struct ServeConfig {
     /// Largest accepted artifact upload, in bytes.
     #[serde(default = "default_max_artifact_bytes")]
     pub max_artifact_bytes: u64,
+    /// API calls each identity may make per minute (bursts up to this many); more get 429
+    /// with `Retry-After`.
+    #[serde(default = "default_max_requests_per_minute")]
+    pub max_requests_per_minute: u32,
     /// Everyone who may call the API.
     #[serde(default)]
     pub identities: Vec<Identity>,
@@ -101,7 +115,8 @@ fn one() -> u32 {
 }
 
 impl ServeConfig {
-    /// Read and check `path`; relative `database` paths become relative to its directory.
+    /// Read and check `path`; relative `database`, `tls_cert` and `tls_key` paths become
+    /// relative to its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -111,9 +126,18 @@ impl ServeConfig {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        if config.database.is_relative() {
-            if let Some(dir) = path.parent() {
-                config.database = dir.join(&config.database);
+        if let Some(dir) = path.parent() {
+            for p in [
+                Some(&mut config.database),
+                config.tls_cert.as_mut(),
+                config.tls_key.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
             }
         }
         config.check()?;
@@ -136,6 +160,12 @@ impl ServeConfig {
     fn check(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         self.expire_after()?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("tls_cert and tls_key go together: set both (HTTPS) or neither (plain HTTP on loopback)".into());
+        }
+        if self.max_requests_per_minute == 0 {
+            return bad("max_requests_per_minute is 0, which would refuse every call; leave it out for the default of 600".into());
+        }
         if self.organization_id.trim().is_empty() {
             return bad("organization_id is empty".into());
         }
@@ -233,5 +263,23 @@ approvals_required = 0
 "#;
         let e = parse(text).unwrap_err().to_string();
         assert!(e.contains("\"nobody\", which is not an identity"), "{e}");
+    }
+
+    #[test]
+    fn tls_cert_without_tls_key_and_a_zero_rate_are_refused() {
+        let base = "listen = \"0.0.0.0:8443\"\ndatabase = \"s.db\"\norganization_id = \"org\"\n";
+        let e = parse(&format!("{base}tls_cert = \"c.pem\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls_cert and tls_key go together"), "{e}");
+        let e = parse(&format!("{base}max_requests_per_minute = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_requests_per_minute is 0"), "{e}");
+        let c = parse(&format!(
+            "{base}tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.max_requests_per_minute, 600);
     }
 }

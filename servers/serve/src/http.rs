@@ -45,7 +45,11 @@ pub(crate) fn router(service: Arc<Service>) -> Router {
         )
         .route("/{org}/SigningRequests/{id}/Cancel", post(cancel))
         .route("/{org}/SigningRequests/{id}/Approve", post(approve))
-        .route("/{org}/SigningRequests/{id}/Deny", post(deny));
+        .route("/{org}/SigningRequests/{id}/Deny", post(deny))
+        .route(
+            "/{org}/Projects/{project}/SigningPolicies/{slug}/Certificate/X509Certificate",
+            get(policy_key_pem),
+        );
     let api = Router::new()
         .nest("/v1", v1)
         .layer(middleware::from_fn_with_state(service.clone(), auth))
@@ -99,6 +103,19 @@ async fn auth(State(service): St, mut req: Request, next: Next) -> Response {
         )
             .into_response();
     };
+    if let Err(wait) = service.rate.check(&who, std::time::Instant::now()) {
+        let secs = crate::rate::retry_after_secs(wait);
+        tracing::info!(identity = %who, retry_after = secs, "rate limit: refused a call");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            Json(json!({ "error": format!(
+                "{who} made more than {} calls in a minute; retry after {secs} s (max_requests_per_minute in the service's configuration)",
+                service.config.max_requests_per_minute
+            ) })),
+        )
+            .into_response();
+    }
     req.extensions_mut().insert(Caller(who));
     next.run(req).await
 }
@@ -545,5 +562,58 @@ async fn deny(
     match service.store.deny(&row.id, &caller.0, &reason, now()) {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => store_error(e),
+    }
+}
+
+/// The policy's verification key for clients that fetch it instead of configuring it
+/// (sigbridge's SignPath client: `…/Projects/{p}/SigningPolicies/{s}/Certificate/X509Certificate`).
+/// The service holds keys, not certificates, so this is the public key as PEM
+/// (`BEGIN PUBLIC KEY`), which sigbridge accepts there; a client that insists on an X.509
+/// certificate needs one issued for the key elsewhere.
+async fn policy_key_pem(
+    State(service): St,
+    Extension(caller): Extension<Caller>,
+    Path((org, project, slug)): Path<(String, String, String)>,
+) -> Response {
+    if let Err(r) = check_org(&service, &org) {
+        return r;
+    }
+    let not_found = || {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("there is no signing policy {slug} in project {project}"),
+        )
+    };
+    // Only its submitters and approvers learn that a policy exists.
+    let Some(policy) = service
+        .config
+        .policy(&project, &slug)
+        .filter(|p| p.submitters.contains(&caller.0) || p.approvers.contains(&caller.0))
+    else {
+        return not_found();
+    };
+    let Some(signer) = service
+        .signers
+        .get(&crate::policy_key(&policy.project, &policy.slug))
+    else {
+        return not_found();
+    };
+    match signer.public_key().await {
+        Ok(key) => (
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            key.to_pem(),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(
+                "cannot read the public key of policy {}/{}: {e}",
+                policy.project,
+                policy.slug
+            );
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the policy's signer could not give its public key; see the service's log",
+            )
+        }
     }
 }

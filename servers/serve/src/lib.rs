@@ -7,8 +7,9 @@
 //! through the provider table and hands it over, which keeps this crate free of the library
 //! (no dependency cycle) and of every provider.
 //!
-//! This slice: plain HTTP on loopback only, API tokens, approvals over the API. Not yet: TLS,
-//! the approvers' web page, password accounts, rate limits (see docs/serve.md).
+//! Built: TLS (rustls) or plain HTTP on loopback, API tokens with per-token rate limits,
+//! approvals over the API, the policy certificate route. Not yet: the approvers' web page,
+//! password accounts (see docs/serve.md).
 
 #![forbid(unsafe_code)]
 
@@ -16,7 +17,9 @@ pub mod artifact;
 pub mod audit;
 pub mod config;
 mod http;
+mod rate;
 pub mod store;
+pub mod tls;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -39,9 +42,12 @@ pub enum ServeError {
     /// The state database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Not a loopback address while TLS does not exist yet.
-    #[error("refusing to listen on {0}: this version serves plain HTTP only, so it listens on loopback addresses only (127.0.0.1, ::1); TLS for other addresses is not built yet, put a TLS reverse proxy on the same host in front of it meanwhile")]
+    /// Plain HTTP on an address that is not loopback.
+    #[error("refusing to listen on {0} without TLS: plain HTTP is served on loopback addresses only (127.0.0.1, ::1); set tls_cert and tls_key in the configuration to listen elsewhere")]
     NotLoopback(SocketAddr),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// A policy has no signer.
     #[error("no signer was opened for policy {0}")]
     MissingSigner(String),
@@ -81,6 +87,7 @@ pub(crate) struct Service {
     pub(crate) store: Store,
     pub(crate) signers: Signers,
     pub(crate) expire_after: Duration,
+    pub(crate) rate: rate::RateLimiter,
 }
 
 impl Service {
@@ -147,23 +154,51 @@ pub(crate) fn payload_digests(files: &[(String, Vec<u8>)]) -> serde_json::Value 
         .collect()
 }
 
-/// Bind `config.listen` (loopback only in this slice).
-pub async fn bind(config: &ServeConfig) -> Result<tokio::net::TcpListener, ServeError> {
-    if !config.listen.ip().is_loopback() {
+/// A bound listening socket and, when configured, its TLS configuration.
+pub struct Bound {
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Bound {
+    /// The address actually bound (the port when `listen` asked for port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// Load the TLS certificate and key if configured, then bind `config.listen` (any address
+/// with TLS, loopback only without).
+pub async fn bind(config: &ServeConfig) -> Result<Bound, ServeError> {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
+    if tls.is_none() && !config.listen.ip().is_loopback() {
         return Err(ServeError::NotLoopback(config.listen));
     }
-    tokio::net::TcpListener::bind(config.listen)
+    let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Io {
             addr: config.listen,
             source,
-        })
+        })?;
+    Ok(Bound { listener, tls })
 }
 
 /// Serve on `listener` until `shutdown` completes. Approved requests left unsigned by an
 /// earlier run are signed first.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    bound: Bound,
     config: ServeConfig,
     signers: Signers,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -178,27 +213,40 @@ pub async fn serve(
     }
     let store = open_store(&config.database)?;
     let expire_after = config.expire_after()?;
+    let rate = rate::RateLimiter::new(config.max_requests_per_minute);
     let service = Arc::new(Service {
         config,
         store,
         signers,
         expire_after,
+        rate,
     });
     for id in service.store.in_progress()? {
         tokio::spawn(service.clone().process(id));
     }
     let sweeper = tokio::spawn(expire_periodically(service.clone()));
-    let addr = listener.local_addr().map_err(|source| ServeError::Io {
+    let addr = bound.local_addr().map_err(|source| ServeError::Io {
         addr: service.config.listen,
         source,
     })?;
-    let app = http::router(service);
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let app = http::router(service).into_make_service_with_connect_info::<SocketAddr>();
+    let result = match bound.tls {
+        Some(tls) => {
+            use axum::serve::ListenerExt as _;
+            let listener = tls::TlsListener::new(bound.listener, tls)
+                .map_err(|source| ServeError::Io { addr, source })?
+                // tap_io only makes axum's ConnectInfo<SocketAddr> available for this listener.
+                .tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(bound.listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
     .map_err(|source| ServeError::Io { addr, source });
     sweeper.abort();
     result
