@@ -189,7 +189,7 @@ impl Failure {
                 hint: if plain_http {
                     ": the server does not speak TLS; use signpath+http:// for a plain-HTTP server"
                 } else {
-                    ": check the host and port in the signer URI and that the service's certificate is trusted"
+                    ": check the host and port in the signer URI and that the service's certificate is trusted (a private CA: add ca-file=CA.pem to the URI)"
                 },
             },
             other => {
@@ -265,16 +265,19 @@ impl std::fmt::Debug for SignPathClient {
 impl SignPathClient {
     /// A client for `config` with `retry` for idempotent calls.
     pub fn new(config: SignPathConfig, retry: RetryPolicy) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("sigbridge-signpath/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
             // Redirects would carry the bearer token to wherever they point.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ClientError::Network {
-                what: "creating the HTTP client".into(),
-                reason: error_chain(&e),
-            })?;
+            .redirect(reqwest::redirect::Policy::none());
+        // Added to the system's roots, not instead of them.
+        for cert in &config.ca_certificates {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+        let http = builder.build().map_err(|e| ClientError::Network {
+            what: "creating the HTTP client".into(),
+            reason: error_chain(&e),
+        })?;
         Ok(Self {
             http,
             config,

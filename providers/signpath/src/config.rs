@@ -3,10 +3,11 @@
 //! ```text
 //! signpath://app.signpath.io/ORG-ID/PROJECT-SLUG/SIGNING-POLICY-SLUG
 //!     ?artifact-configuration=SLUG&param.NAME=VALUE&description=TEXT
-//!     &public-key=FILE&token-file=FILE&api-path=/Api
+//!     &public-key=FILE&token-file=FILE&api-path=/Api&ca-file=FILE
 //! ```
 //! `signpath://` and `signpath+https://` talk HTTPS; `signpath+http://` is plain HTTP and only
-//! for a loopback host (a test server). The API base is `https://HOST[:PORT]{api-path}`
+//! for a loopback host (a test server). HTTPS trusts the system's roots plus the PEM
+//! certificates of every `ca-file=` (repeatable), for a service with a private CA. The API base is `https://HOST[:PORT]{api-path}`
 //! (default `/Api`, SignPath's), so requests go to `{base}/v1/{ORG-ID}/…`.
 //!
 //! The token never comes from the URI (the URI is a command-line argument): it is read from
@@ -28,6 +29,8 @@ pub const TOKEN_ENV: &str = "SIGNPATH_API_TOKEN";
 pub const TOKEN_FILE_ENV: &str = "SIGBRIDGE_SIGNPATH_TOKEN_FILE";
 /// Environment variable naming a PEM public key or certificate to verify signatures with.
 pub const PUBLIC_KEY_ENV: &str = "SIGBRIDGE_SIGNPATH_PUBLIC_KEY";
+/// The most a `ca-file=` may hold: CA bundles are kilobytes, so more is the wrong file.
+pub const MAX_CA_FILE_SIZE: u64 = 1024 * 1024;
 
 /// Why a `signpath://` URI or its token could not be used. Never contains the token.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,14 @@ pub enum ConfigError {
         path: String,
         /// Why.
         reason: String,
+    },
+    /// A `ca-file=` could not be used.
+    #[error("cannot use the SignPath ca-file {path}: {detail}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why, and what to do.
+        detail: String,
     },
 }
 
@@ -78,6 +89,10 @@ pub struct SignPathConfig {
     pub public_key_file: Option<PathBuf>,
     /// Where the token came from.
     pub token_source: TokenSource,
+    /// `ca-file=` files whose certificates are trusted besides the system's roots.
+    pub ca_files: Vec<PathBuf>,
+    /// Their certificates, read and parsed when the URI was.
+    pub(crate) ca_certificates: Vec<reqwest::Certificate>,
     token: SecretString,
 }
 
@@ -96,6 +111,7 @@ impl fmt::Debug for SignPathConfig {
             .field("description", &self.description)
             .field("public_key_file", &self.public_key_file)
             .field("token_source", &self.token_source)
+            .field("ca_files", &self.ca_files)
             .field("token", &"[redacted]")
             .finish()
     }
@@ -178,6 +194,7 @@ impl SignPathConfig {
         let mut description = None;
         let mut public_key_file = None;
         let mut token_file = None;
+        let mut ca_files = Vec::new();
         for (key, value) in url.query_pairs() {
             let value = value.into_owned();
             match key.as_ref() {
@@ -190,6 +207,7 @@ impl SignPathConfig {
                 "description" => description = Some(value),
                 "public-key" => public_key_file = Some(PathBuf::from(value)),
                 "token-file" => token_file = Some(PathBuf::from(value)),
+                "ca-file" => ca_files.push(PathBuf::from(value)),
                 "api-path" => {
                     let trimmed = value.trim_matches('/');
                     if !trimmed.split('/').all(is_segment) {
@@ -214,7 +232,7 @@ impl SignPathConfig {
                         parameters.insert(name.to_string(), value);
                     } else {
                         return Err(ConfigError::Uri(format!(
-                            "unknown option {k:?} (known: artifact-configuration, param.NAME, description, public-key, token-file, api-path)"
+                            "unknown option {k:?} (known: artifact-configuration, param.NAME, description, public-key, token-file, api-path, ca-file)"
                         )));
                     }
                 }
@@ -224,6 +242,16 @@ impl SignPathConfig {
             public_key_file = env(PUBLIC_KEY_ENV)
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from);
+        }
+
+        if web_scheme == "http" && !ca_files.is_empty() {
+            return Err(bad(
+                "ca-file= only applies to HTTPS; use signpath+https:// or drop ca-file=",
+            ));
+        }
+        let mut ca_certificates = Vec::new();
+        for path in &ca_files {
+            ca_certificates.extend(read_ca_file(path)?);
         }
 
         let mut api_base = url.clone();
@@ -255,6 +283,8 @@ impl SignPathConfig {
             description,
             public_key_file,
             token_source,
+            ca_files,
+            ca_certificates,
             token,
         })
     }
@@ -288,6 +318,32 @@ impl SignPathConfig {
             self.signing_policy_slug
         )
     }
+}
+
+/// The PEM certificates in `path`, read bounded by [`MAX_CA_FILE_SIZE`].
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, ConfigError> {
+    let fail = |detail: String| ConfigError::CaFile {
+        path: path.display().to_string(),
+        detail,
+    };
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_SIZE + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| fail(e.to_string()))?;
+    if pem.len() as u64 > MAX_CA_FILE_SIZE {
+        return Err(fail(format!(
+            "it is larger than {MAX_CA_FILE_SIZE} bytes: that is not a PEM CA bundle (pass the CA certificate file itself)"
+        )));
+    }
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| fail(format!("not a PEM certificate bundle ({e})")))?;
+    if certs.is_empty() {
+        return Err(fail(
+            "no PEM certificates in it (expected -----BEGIN CERTIFICATE----- blocks)".into(),
+        ));
+    }
+    Ok(certs)
 }
 
 fn read_token_file(path: &Path) -> Result<SecretString, ConfigError> {
@@ -404,5 +460,88 @@ mod tests {
         std::fs::write(&file, "\n").unwrap();
         assert!(SignPathConfig::from_uri(&uri, &|_| None).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    const CA_URI: &str = "signpath+https://127.0.0.1:8443/org/proj/pol?ca-file=";
+
+    fn ca_error(uri: &str) -> String {
+        match SignPathConfig::from_uri(uri, &env_with_token) {
+            Err(e @ ConfigError::CaFile { .. }) => e.to_string(),
+            other => panic!("expected a ca-file error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ca_file_is_percent_decoded_repeatable_and_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("my ca.pem");
+        let b = dir.path().join("b.pem");
+        std::fs::write(&a, include_str!("testdata/test-ca.pem")).unwrap();
+        // Two certificates in one bundle count as two.
+        std::fs::write(&b, include_str!("testdata/test-ca.pem").repeat(2)).unwrap();
+        let encoded = a.display().to_string().replace(' ', "%20");
+        let c = SignPathConfig::from_uri(
+            &format!("{CA_URI}{encoded}&ca-file={}", b.display()),
+            &env_with_token,
+        )
+        .unwrap();
+        assert_eq!(c.ca_files, vec![a, b]);
+        assert_eq!(c.ca_certificates.len(), 3);
+        assert!(format!("{c:?}").contains("my ca.pem"));
+    }
+
+    #[test]
+    fn without_ca_file_nothing_extra_is_trusted() {
+        let c = SignPathConfig::from_uri("signpath://h/o/p/s", &env_with_token).unwrap();
+        assert!(c.ca_files.is_empty());
+        assert!(c.ca_certificates.is_empty());
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let msg = ca_error(&format!("{CA_URI}{}", missing.display()));
+        assert!(msg.contains(&missing.display().to_string()), "{msg}");
+        assert!(msg.contains("ca-file"), "{msg}");
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("key.pem");
+        std::fs::write(
+            &empty,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let msg = ca_error(&format!("{CA_URI}{}", empty.display()));
+        assert!(msg.contains("key.pem"), "{msg}");
+        assert!(msg.contains("no PEM certificates"), "{msg}");
+    }
+
+    #[test]
+    fn an_oversized_ca_file_is_refused_without_reading_it_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.pem");
+        let mut bundle = include_str!("testdata/test-ca.pem").to_string();
+        while (bundle.len() as u64) <= MAX_CA_FILE_SIZE {
+            bundle.push_str(include_str!("testdata/test-ca.pem"));
+        }
+        std::fs::write(&big, bundle).unwrap();
+        let msg = ca_error(&format!("{CA_URI}{}", big.display()));
+        assert!(
+            msg.contains("big.pem") && msg.contains("larger than"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn ca_file_on_plain_http_is_a_uri_error() {
+        let r = SignPathConfig::from_uri(
+            "signpath+http://127.0.0.1:1/o/p/s?ca-file=/x.pem",
+            &env_with_token,
+        );
+        assert!(matches!(r, Err(ConfigError::Uri(m)) if m.contains("ca-file")));
     }
 }

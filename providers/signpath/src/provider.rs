@@ -46,6 +46,8 @@ pub fn open_signpath(uri: &str, ctx: &OpenContext<'_>) -> Result<SignPathSigner,
         let kind = match e {
             ConfigError::Uri(_) => return OpenError::Spec(e.to_string()),
             ConfigError::NoToken | ConfigError::TokenFile { .. } => SignerErrorKind::Credentials,
+            // Trust material, like an unusable public-key=: exit 4 with the file named.
+            ConfigError::CaFile { .. } => SignerErrorKind::InvalidKey,
         };
         wrap(SignerError::wrap(kind, e))
     })?;

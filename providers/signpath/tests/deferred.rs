@@ -137,3 +137,23 @@ async fn tickets_of_other_providers_and_malformed_ids_are_refused() {
     .is_err());
     assert_eq!(server.submits(), 0);
 }
+
+#[test]
+fn an_unusable_ca_file_fails_open_as_a_key_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("not-a-ca.pem");
+    std::fs::write(&bad, "hello\n").unwrap();
+    let uri = format!(
+        "signpath+https://127.0.0.1:1/{ORG}/my-images/release-signing?ca-file={}",
+        bad.display()
+    );
+    match open_signpath(&uri, &context(None)) {
+        Err(sigbridge_signer::OpenError::Signer { source, .. }) => {
+            assert_eq!(source.kind(), SignerErrorKind::InvalidKey);
+            let chain = format!("{source} {:?}", std::error::Error::source(&source));
+            assert!(chain.contains("not-a-ca.pem"), "{chain}");
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("opened with an unusable ca-file"),
+    }
+}
