@@ -262,17 +262,11 @@ submitters = ["ci"]
 
     /// `sigbridge sign` in the background, as CI runs it.
     fn spawn_sign(&self, policy: &str, images: &[(String, String, String)]) -> Child {
-        self.spawn_sign_uri(&self.uri(policy), images, self.ca.as_deref())
+        self.spawn_sign_uri(&self.uri(policy), images)
     }
 
-    /// `sigbridge sign --signer URI`; `ca` is trusted through `SSL_CERT_FILE`, which the
-    /// SignPath provider's native-roots TLS reads (it has no CA option of its own).
-    fn spawn_sign_uri(
-        &self,
-        uri: &str,
-        images: &[(String, String, String)],
-        ca: Option<&Path>,
-    ) -> Child {
+    /// `sigbridge sign --signer URI` (a private CA goes in the URI as `ca-file=`).
+    fn spawn_sign_uri(&self, uri: &str, images: &[(String, String, String)]) -> Child {
         let list: String = images.iter().map(|(r, _, _)| format!("{r}\n")).collect();
         let file = self
             .dir
@@ -283,9 +277,6 @@ submitters = ["ci"]
         std::fs::write(&token_file, &self.ci.token).unwrap();
         let mut cmd = sigbridge_bin();
         cmd.env_clear();
-        if let Some(ca) = ca {
-            cmd.env("SSL_CERT_FILE", ca);
-        }
         cmd.args(["sign", "--signer", uri, "--images-from"])
             .arg(&file)
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -554,17 +545,22 @@ fn over_tls_from_a_test_ca_the_client_fetches_the_policy_key_and_cosign_verifies
     let images = fx.images(1);
     let uri = fx.uri_fetching_key("unattended");
 
-    // Without the CA the client must refuse the service's certificate.
-    let out = finish(fx.spawn_sign_uri(&uri, &images, None));
+    // Without the CA the client must refuse the service's certificate, and say what to add.
+    let out = finish(fx.spawn_sign_uri(&uri, &images));
     assert!(!out.status.success(), "{}", out.describe());
     assert!(
-        out.stderr_str().contains("certificate"),
-        "not a certificate error:\n{}",
+        out.stderr_str().contains("certificate") && out.stderr_str().contains("ca-file="),
+        "not a certificate error with the ca-file= hint:\n{}",
         out.describe()
     );
 
-    let ca = fx.ca.clone();
-    let out = finish(fx.spawn_sign_uri(&uri, &images, ca.as_deref()));
+    // ca-file= adds the test CA to the system's roots (percent-encoded like any URI value).
+    let ca = fx.ca.clone().unwrap();
+    let uri = format!(
+        "{uri}&ca-file={}",
+        ca.display().to_string().replace('%', "%25").replace(' ', "%20")
+    );
+    let out = finish(fx.spawn_sign_uri(&uri, &images));
     assert!(
         out.status.success(),
         "sign over TLS failed:\n{}\n{}",
@@ -606,7 +602,7 @@ fn a_burst_over_the_rate_limit_gets_429_with_retry_after_and_the_client_still_co
     assert_eq!(code, 200, "{body}");
 
     let images = fx.images(1);
-    let out = finish(fx.spawn_sign_uri(&fx.uri_fetching_key("unattended"), &images, None));
+    let out = finish(fx.spawn_sign_uri(&fx.uri_fetching_key("unattended"), &images));
     assert!(
         out.status.success(),
         "sign under the rate limit failed:\n{}\n{}",
