@@ -558,7 +558,10 @@ fn over_tls_from_a_test_ca_the_client_fetches_the_policy_key_and_cosign_verifies
     let ca = fx.ca.clone().unwrap();
     let uri = format!(
         "{uri}&ca-file={}",
-        ca.display().to_string().replace('%', "%25").replace(' ', "%20")
+        ca.display()
+            .to_string()
+            .replace('%', "%25")
+            .replace(' ', "%20")
     );
     let out = finish(fx.spawn_sign_uri(&uri, &images));
     assert!(
