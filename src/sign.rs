@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::format::{Dedupe, Envelope, SignatureFormat};
 use crate::reference::{Digest, Repository};
 use crate::resolve::ResolvedImage;
-use crate::store::{settle, AttachOutcome, DuplicateCheck, SignatureStore};
+use crate::store::{settle, AttachOutcome, SignatureStore};
 
 /// Settings shared by every image of one `sign` run.
 #[derive(Clone, Debug, Default)]
@@ -145,25 +145,34 @@ async fn sign_payloads(
     Ok(outcome)
 }
 
-/// Sign each image and store the signatures, calling `report` with each image's result as
-/// soon as that image is final (written and confirmed), in input order. An `Err` is a failure
-/// of the whole group (the signer refused it, or returned a bad signature); nothing of the
-/// group was stored then. `Ok(Some(ticket))`: the signer did not sign yet (it was asked not
-/// to wait); nothing was stored.
-pub async fn sign_images<F>(
-    targets: &[SignTarget<'_>],
+/// One image's signature for one target, checked against the signer's key, ready to store.
+struct Checked<'t> {
+    image: ResolvedImage,
+    target: SignTarget<'t>,
+    docker_reference: String,
+    envelope: Envelope,
+}
+
+/// What the signer made of one group.
+enum GroupOutcome<'t> {
+    /// Every signature checked, in input order (images x targets).
+    Signed(Vec<Checked<'t>>),
+    /// The signer did not sign yet (it was asked not to wait); nothing was stored.
+    Pending(Ticket),
+}
+
+/// Ask the signer for every target's payload of every image of `images` in one call (one
+/// approval), then check every signature before any is stored, so a bad signer writes nothing
+/// of the group. An `Err` is a failure of the whole group.
+async fn sign_group<'t>(
+    targets: &[SignTarget<'t>],
     opened: &OpenedSigner<'_>,
     images: &[ResolvedImage],
     opts: &SignOptions,
-    mut report: F,
-) -> Result<Option<Ticket>>
-where
-    F: FnMut(&ResolvedImage, Result<SignedImage>),
-{
-    // Every target's payload of every image goes to the signer in one call (one approval).
-    let jobs_list: Vec<(&ResolvedImage, &SignTarget<'_>)> = images
+) -> Result<GroupOutcome<'t>> {
+    let jobs_list: Vec<(&ResolvedImage, SignTarget<'t>)> = images
         .iter()
-        .flat_map(|img| targets.iter().map(move |t| (img, t)))
+        .flat_map(|img| targets.iter().map(move |t| (img, *t)))
         .collect();
     let payloads: Vec<_> = jobs_list
         .iter()
@@ -172,10 +181,8 @@ where
     let bytes: Vec<Vec<u8>> = payloads.iter().map(|p| p.bytes.clone()).collect();
     let raw = match sign_payloads(opened, &bytes, opts).await? {
         SignOutcome::Signed(raw) => raw,
-        SignOutcome::Pending(ticket) => return Ok(Some(ticket)),
+        SignOutcome::Pending(ticket) => return Ok(GroupOutcome::Pending(ticket)),
     };
-
-    // Check every signature before storing any, so a bad signer writes nothing at all.
     let key = &opened.key;
     let mut checked = Vec::with_capacity(jobs_list.len());
     for ((&(img, target), payload), raw_sig) in jobs_list.iter().zip(payloads).zip(raw) {
@@ -198,69 +205,60 @@ where
         let envelope = target
             .format
             .wrap(&payload, &signature, opened.certificate.as_ref());
-        checked.push((img, target, payload.identity, envelope));
+        checked.push(Checked {
+            image: img.clone(),
+            target,
+            docker_reference: payload.identity,
+            envelope,
+        });
     }
-
-    let dedupe = Dedupe::VerifiedWith(Box::new(key.clone()));
-    let jobs = opts.jobs.max(1);
-    // Registry requests are bounded by `jobs`; the waits between a write and its confirmations
-    // hold no permit, so many images can wait at once and each is reported as soon as its own
-    // final look is done (instead of the whole batch at the end).
-    let permits = tokio::sync::Semaphore::new(jobs);
-    let in_flight = (jobs * 8).max(64);
-    let mut results = std::pin::pin!(stream::iter(checked)
-        .map(|(img, target, identity, envelope)| {
-            let permits = &permits;
-            let dedupe = &dedupe;
-            async move {
-                let duplicate =
-                    |stored: &_, new: &_| target.format.is_duplicate(stored, new, dedupe);
-                let result = store_one(target, permits, img, identity, envelope, &duplicate).await;
-                (img, result)
-            }
-        })
-        .buffered(in_flight));
-    while let Some((img, result)) = results.next().await {
-        report(img, result);
-    }
-    Ok(None)
+    Ok(GroupOutcome::Signed(checked))
 }
 
-/// Store one image's signature: write it, then settle it (confirm once a racing writer could
-/// have landed, and look a last time after the settle delay).
+/// Store one image's signature: write it while holding a permit, then settle it (the
+/// confirmation read after [`crate::store::SETTLE_DELAY`], which holds a permit only while it
+/// talks to the registry).
 async fn store_one(
-    target: &SignTarget<'_>,
+    checked: Checked<'_>,
     permits: &tokio::sync::Semaphore,
-    img: &ResolvedImage,
-    docker_reference: String,
-    envelope: Envelope,
-    duplicate: &DuplicateCheck<'_>,
-) -> Result<SignedImage> {
-    let store = target.store;
-    let location = store.location(img);
-    let payload_digest = Digest::of(&envelope.blob);
-    let mut pending = {
-        // The semaphore is never closed, so a permit is always granted.
-        let _permit = permits.acquire().await.ok();
-        store
-            .write(img, std::slice::from_ref(&envelope), duplicate)
-            .await?
-    };
-    settle(pending.as_mut(), Some(permits)).await?;
-    Ok(SignedImage {
-        image: img.pinned(),
-        digest: img.digest.clone(),
-        signature_repository: location.repository.to_string(),
-        signature_tag: location.tag,
+    dedupe: &Dedupe,
+) -> (ResolvedImage, Result<SignedImage>) {
+    let Checked {
+        image,
+        target,
         docker_reference,
-        payload_digest,
-        outcome: pending
-            .outcomes()
-            .first()
-            .copied()
-            .unwrap_or(AttachOutcome::AlreadyPresent),
-        format: target.label,
-    })
+        envelope,
+    } = checked;
+    let duplicate = |stored: &_, new: &_| target.format.is_duplicate(stored, new, dedupe);
+    let result = async {
+        let store = target.store;
+        let location = store.location(&image);
+        let payload_digest = Digest::of(&envelope.blob);
+        let mut pending = {
+            // The semaphore is never closed, so a permit is always granted.
+            let _permit = permits.acquire().await.ok();
+            store
+                .write(&image, std::slice::from_ref(&envelope), &duplicate)
+                .await?
+        };
+        settle(pending.as_mut(), Some(permits)).await?;
+        Ok(SignedImage {
+            image: image.pinned(),
+            digest: image.digest.clone(),
+            signature_repository: location.repository.to_string(),
+            signature_tag: location.tag,
+            docker_reference,
+            payload_digest,
+            outcome: pending
+                .outcomes()
+                .first()
+                .copied()
+                .unwrap_or(AttachOutcome::AlreadyPresent),
+            format: target.label,
+        })
+    }
+    .await;
+    (image, result)
 }
 
 /// One image's failure in a batch: where, what, and the exit code it maps to.
@@ -336,11 +334,15 @@ pub struct PendingRun {
     pub images: Vec<String>,
 }
 
-/// Sign a stream of images (already resolved, or failures from resolving), in batches of the
-/// signer's preferred size, reporting every image's result as soon as it is final. Memory stays
-/// bounded by the batch size, not the number of images (plus one short string per distinct
-/// image, to drop duplicates). With `fail_fast`, nothing new is started after the first
-/// failure; a failure of the signer itself always stops the run (see [`RunFailure`]).
+/// Sign a stream of images (already resolved, or failures from resolving), in groups of the
+/// signer's preferred size, reporting every image's result as soon as it is final, in input
+/// order. The stages overlap: images are resolved ahead, the next group is signed while the
+/// previous one is still being written and confirmed, and writes are bounded by `opts.jobs`
+/// across groups, so the registry never idles between groups. Memory stays bounded by a few
+/// groups, not the number of images (plus one short string per distinct image, to drop
+/// duplicates). With `fail_fast`, nothing new is started after the first failure; a failure of
+/// the signer itself always stops the run (see [`RunFailure`]); either way what was already
+/// signed is still stored and reported.
 pub async fn sign_stream<S, F>(
     targets: &[SignTarget<'_>],
     opened: &OpenedSigner<'_>,
@@ -353,81 +355,121 @@ where
     S: futures::Stream<Item = std::result::Result<ResolvedImage, ImageFailure>>,
     F: FnMut(std::result::Result<&SignedImage, &ImageFailure>),
 {
-    // A batch is counted in payloads; each image has one per target.
+    // A group is counted in payloads; each image has one per target.
     let batch = (opened.signer.batch_size().unwrap_or(usize::MAX) / targets.len().max(1)).max(1);
+    let jobs = opts.jobs.max(1);
+    // Stores in flight (writing, waiting out the settle delay, confirming); the waits hold no
+    // permit, so this is well above `jobs`.
+    let in_flight = (jobs * 8).max(64);
+    let permits = tokio::sync::Semaphore::new(jobs);
+    let dedupe = Dedupe::VerifiedWith(Box::new(opened.key.clone()));
+
     let mut summary = BatchSummary::default();
     let mut seen: HashSet<String> = HashSet::new();
-    let mut chunks = std::pin::pin!(images.chunks(batch.min(4096)).fuse());
-    let mut pending: Vec<ResolvedImage> = Vec::new();
-    let record_failure = |summary: &mut BatchSummary, f: &ImageFailure| {
-        summary.failed += 1;
-        summary.first_failure.get_or_insert(f.exit_code);
-    };
+    let mut source = std::pin::pin!(images.chunks(batch.min(4096)).fuse());
+    let mut source_done = false;
+    // Resolved, not yet handed to the signer.
+    let mut unsigned: Vec<ResolvedImage> = Vec::new();
+    // The group the signer is working on, and its images.
+    let mut signing = None;
+    let mut signing_images: Vec<ResolvedImage> = Vec::new();
+    // Signed and checked, waiting for room among the stores in flight.
+    let mut signed: std::collections::VecDeque<Checked<'_>> = Default::default();
+    let mut storing = stream::FuturesOrdered::new();
+    // Set when nothing new may start (a signer failure, a pending group, fail-fast).
+    let mut stop = false;
+
     loop {
-        let next = chunks.next().await;
-        let done = next.is_none();
-        for item in next.into_iter().flatten() {
-            match item {
-                // Same repository and digest: the same payload (identity and annotations are
-                // per run), so signing it again would only find it already present.
-                Ok(img) if !seen.insert(img.pinned()) => summary.duplicates += 1,
-                Ok(img) => pending.push(img),
-                Err(f) => {
-                    record_failure(&mut summary, &f);
+        if fail_fast && summary.failed > 0 {
+            stop = true;
+        }
+        while storing.len() < in_flight {
+            match signed.pop_front() {
+                Some(c) => storing.push_back(store_one(c, &permits, &dedupe)),
+                None => break,
+            }
+        }
+        // One group at the signer at a time, and only once the last group's stores have all
+        // started, so at most about two groups are held.
+        let group_ready = unsigned.len() >= batch || (source_done && !unsigned.is_empty());
+        if !stop && signing.is_none() && signed.is_empty() && group_ready {
+            let take = unsigned.len().min(batch);
+            signing_images = unsigned.drain(..take).collect();
+            let group = signing_images.clone();
+            signing = Some(Box::pin(async move {
+                sign_group(targets, opened, &group, opts).await
+            }));
+        }
+        let want_source = !stop && !source_done && unsigned.len() < batch;
+        if signing.is_none() && storing.is_empty() && signed.is_empty() && !want_source {
+            break;
+        }
+        tokio::select! {
+            Some((img, result)) = storing.next(), if !storing.is_empty() => match result {
+                Ok(done) => {
+                    match done.outcome {
+                        AttachOutcome::Attached => summary.attached += 1,
+                        AttachOutcome::AlreadyPresent => summary.already_present += 1,
+                    }
+                    report(Ok(&done));
+                }
+                Err(e) => {
+                    let f = ImageFailure::new(img.pinned(), &e);
+                    summary.failed += 1;
+                    summary.first_failure.get_or_insert(f.exit_code);
                     report(Err(&f));
                 }
-            }
-        }
-        if fail_fast && summary.failed > 0 {
-            return summary;
-        }
-        // A signer that wants everything at once (one approval) gets it only at the end.
-        if pending.is_empty() || (!done && pending.len() < batch) {
-            if done {
-                return summary;
-            }
-            continue;
-        }
-        let take = pending.len().min(batch);
-        let group: Vec<ResolvedImage> = pending.drain(..take).collect();
-        let outcome = sign_images(targets, opened, &group, opts, |img, r| match r {
-            Ok(signed) => {
-                match signed.outcome {
-                    AttachOutcome::Attached => summary.attached += 1,
-                    AttachOutcome::AlreadyPresent => summary.already_present += 1,
+            },
+            Some(outcome) = futures::future::OptionFuture::from(signing.as_mut()), if signing.is_some() => {
+                signing = None;
+                let group = std::mem::take(&mut signing_images);
+                match outcome {
+                    Ok(GroupOutcome::Signed(checked)) => signed.extend(checked),
+                    Ok(GroupOutcome::Pending(ticket)) => {
+                        summary.pending = Some(PendingRun {
+                            ticket,
+                            images: group.iter().map(ResolvedImage::pinned).collect(),
+                        });
+                        stop = true;
+                    }
+                    Err(e) => {
+                        // The signer refused the whole group: one failure for the run, not
+                        // one per image.
+                        summary.first_failure.get_or_insert(e.exit_code());
+                        summary.run_failure = Some(RunFailure {
+                            error: sigbridge_signer::error_chain(&e),
+                            exit_code: e.exit_code(),
+                            images: group.iter().map(ResolvedImage::pinned).collect(),
+                            rest_not_started: !(source_done && unsigned.is_empty()),
+                        });
+                        stop = true;
+                    }
                 }
-                report(Ok(&signed));
-            }
-            Err(e) => {
-                let f = ImageFailure::new(img.pinned(), &e);
-                record_failure(&mut summary, &f);
-                report(Err(&f));
-            }
-        })
-        .await;
-        if let Ok(Some(ticket)) = outcome {
-            summary.pending = Some(PendingRun {
-                ticket,
-                images: group.iter().map(ResolvedImage::pinned).collect(),
-            });
-            return summary;
-        }
-        if let Err(e) = outcome {
-            // The signer refused the whole group: one failure for the run, not one per image.
-            summary.first_failure.get_or_insert(e.exit_code());
-            summary.run_failure = Some(RunFailure {
-                error: sigbridge_signer::error_chain(&e),
-                exit_code: e.exit_code(),
-                images: group.iter().map(ResolvedImage::pinned).collect(),
-                rest_not_started: !(done && pending.is_empty()),
-            });
-            return summary;
-        }
-        if fail_fast && summary.failed > 0 {
-            return summary;
-        }
-        if done && pending.is_empty() {
-            return summary;
+            },
+            next = source.next(), if want_source => match next {
+                None => source_done = true,
+                Some(items) => {
+                    for item in items {
+                        match item {
+                            // Same repository and digest: the same payload (identity and
+                            // annotations are per run), so signing it again would only find
+                            // it already present.
+                            Ok(img) if !seen.insert(img.pinned()) => summary.duplicates += 1,
+                            Ok(img) => unsigned.push(img),
+                            Err(f) => {
+                                summary.failed += 1;
+                                summary.first_failure.get_or_insert(f.exit_code);
+                                report(Err(&f));
+                            }
+                        }
+                    }
+                }
+            },
         }
     }
+    summary
 }
+
+#[cfg(test)]
+#[path = "sign_tests.rs"]
+mod tests;
