@@ -108,7 +108,9 @@ fn hash_password() -> anyhow::Result<ExitCode> {
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password);
     let hash = sigbridge_serve::web::password::hash(password).map_err(|e| {
-        Error::InvalidInput(format!("{e}; give the password on stdin, e.g. from a password manager"))
+        Error::InvalidInput(format!(
+            "{e}; give the password on stdin, e.g. from a password manager"
+        ))
     })?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "password_argon2 = \"{}\"", hash.as_str())?;

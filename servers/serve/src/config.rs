@@ -345,7 +345,10 @@ impl ServeConfig {
                 return bad("[web] auth = \"proxy-header\" needs trusted_proxies: the addresses of the reverse proxies whose header is believed".into());
             }
             if axum::http::HeaderName::from_bytes(self.web.header.as_bytes()).is_err() {
-                return bad(format!("[web] header {:?} is not a valid header name", self.web.header));
+                return bad(format!(
+                    "[web] header {:?} is not a valid header name",
+                    self.web.header
+                ));
             }
         }
         Ok(names)
@@ -508,11 +511,21 @@ approvers = ["group:release-managers"]
     #[test]
     fn unknown_groups_members_and_identities_without_credentials_are_refused() {
         let policy = "[[policies]]\nproject = \"p\"\nslug = \"s\"\nsigner = \"k\"\nsubmitters = [\"ci\"]\napprovers = [\"group:nope\"]\n";
-        let e = parse(&format!("{ACCOUNTS}{policy}")).unwrap_err().to_string();
-        assert!(e.contains("names group \"nope\", which is not defined"), "{e}");
+        let e = parse(&format!("{ACCOUNTS}{policy}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("names group \"nope\", which is not defined"),
+            "{e}"
+        );
         let group = "[[groups]]\nname = \"g\"\nmembers = [\"carol\"]\n";
-        let e = parse(&format!("{ACCOUNTS}{group}")).unwrap_err().to_string();
-        assert!(e.contains("member \"carol\", which is not an identity"), "{e}");
+        let e = parse(&format!("{ACCOUNTS}{group}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("member \"carol\", which is not an identity"),
+            "{e}"
+        );
         let bare = "[[identities]]\nname = \"dave\"\n";
         let e = parse(&format!("{ACCOUNTS}{bare}")).unwrap_err().to_string();
         assert!(e.contains("neither token_sha256"), "{e}");

@@ -15,7 +15,11 @@ pub(crate) struct Refusal {
 
 /// The approvals `row`'s policy requires, if `who` may approve or deny it: an approver of the
 /// policy (directly or through a group) who did not submit it.
-pub(crate) fn may_decide(config: &ServeConfig, row: &RequestRow, who: &str) -> Result<u32, Refusal> {
+pub(crate) fn may_decide(
+    config: &ServeConfig,
+    row: &RequestRow,
+    who: &str,
+) -> Result<u32, Refusal> {
     let Some(policy) = config.policy(&row.project, &row.policy) else {
         return Err(Refusal {
             status: StatusCode::CONFLICT,

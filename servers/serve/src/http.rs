@@ -490,7 +490,8 @@ async fn cancel(
 }
 
 fn approver_of(service: &Service, row: &RequestRow, caller: &Caller) -> Result<u32, Response> {
-    crate::decide::may_decide(&service.config, row, &caller.0).map_err(|r| error(r.status, r.message))
+    crate::decide::may_decide(&service.config, row, &caller.0)
+        .map_err(|r| error(r.status, r.message))
 }
 
 async fn approve(
@@ -572,13 +573,9 @@ async fn policy_key_pem(
         )
     };
     // Only its submitters and approvers learn that a policy exists.
-    let Some(policy) = service
-        .config
-        .policy(&project, &slug)
-        .filter(|p| {
-            service.config.may_submit(p, &caller.0) || service.config.may_approve(p, &caller.0)
-        })
-    else {
+    let Some(policy) = service.config.policy(&project, &slug).filter(|p| {
+        service.config.may_submit(p, &caller.0) || service.config.may_approve(p, &caller.0)
+    }) else {
         return not_found();
     };
     let Some(signer) = service

@@ -153,7 +153,9 @@ async fn submit(base: &str, token: &str) -> String {
             reqwest::multipart::Part::bytes(zip).file_name("payloads.zip"),
         );
     let r = reqwest::Client::new()
-        .post(format!("{base}/API/v1/{ORG}/SigningRequests/SubmitWithArtifact"))
+        .post(format!(
+            "{base}/API/v1/{ORG}/SigningRequests/SubmitWithArtifact"
+        ))
         .bearer_auth(token)
         .multipart(form)
         .send()
@@ -195,7 +197,11 @@ async fn get(c: &reqwest::Client, url: &str) -> (StatusCode, String) {
     (r.status(), r.text().await.unwrap())
 }
 
-async fn post(c: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> (StatusCode, String, String) {
+async fn post(
+    c: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, String, String) {
     let r = c.post(url).form(form).send().await.unwrap();
     let location = r
         .headers()
@@ -205,7 +211,12 @@ async fn post(c: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> (StatusC
     (r.status(), location, r.text().await.unwrap())
 }
 
-async fn login(c: &reqwest::Client, base: &str, name: &str, password: &str) -> (StatusCode, String, String) {
+async fn login(
+    c: &reqwest::Client,
+    base: &str,
+    name: &str,
+    password: &str,
+) -> (StatusCode, String, String) {
     let (status, page) = get(c, &format!("{base}/web/login")).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("<form id=\"login\""), "{page}");
@@ -257,19 +268,28 @@ async fn an_approver_signs_in_sees_every_image_escaped_and_approves_and_the_requ
     let r = anon.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/web/requests");
-    let r = anon.get(format!("{base}/web/requests")).send().await.unwrap();
+    let r = anon
+        .get(format!("{base}/web/requests"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["location"], "/web/login");
 
     let alice = logged_in(&base, "alice").await;
     let (_, list) = get(&alice, &format!("{base}/web/requests")).await;
     assert!(
-        list.contains(&format!("<a class=\"request\" data-id=\"{id}\" href=\"/web/requests/{id}\">")),
+        list.contains(&format!(
+            "<a class=\"request\" data-id=\"{id}\" href=\"/web/requests/{id}\">"
+        )),
         "{list}"
     );
     let url = format!("{base}/web/requests/{id}");
     let r = alice.get(&url).send().await.unwrap();
     let h = r.headers().clone();
-    assert!(h["content-security-policy"].to_str().unwrap().starts_with("default-src 'none'"));
+    assert!(h["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .starts_with("default-src 'none'"));
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["cache-control"], "no-store");
     let page = r.text().await.unwrap();
@@ -279,20 +299,34 @@ async fn an_approver_signs_in_sees_every_image_escaped_and_approves_and_the_requ
         let image = format!("registry.test/app{n}@sha256:{}", format!("{n}").repeat(64));
         assert!(page.contains(&image), "{image} missing: {page}");
         use sha2::Digest as _;
-        assert!(page.contains(&hex::encode(sha2::Sha256::digest(bytes))), "{name}");
+        assert!(
+            page.contains(&hex::encode(sha2::Sha256::digest(bytes))),
+            "{name}"
+        );
         assert!(page.contains(&format!("#{n}")));
     }
     // Markup from the upload and the description is shown, not run.
-    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
     assert!(!page.contains("<script"), "{page}");
     assert!(page.contains("release &lt;b&gt;1.0&lt;/b&gt;"));
     assert!(page.contains("<dd id=\"submitter\">ci</dd>"), "{page}");
-    assert!(page.contains("<dd id=\"submitted-from\">127.0.0.1:"), "{page}");
+    assert!(
+        page.contains("<dd id=\"submitted-from\">127.0.0.1:"),
+        "{page}"
+    );
     assert!(page.contains("<dd id=\"policy\">p/s</dd>"));
     assert!(page.contains("0 of 1"));
     assert!(page.contains("<form id=\"approve\"") && page.contains("<form id=\"deny\""));
 
-    let (code, location, body) = post(&alice, &format!("{url}/approve"), &[("csrf", &csrf_of(&page))]).await;
+    let (code, location, body) = post(
+        &alice,
+        &format!("{url}/approve"),
+        &[("csrf", &csrf_of(&page))],
+    )
+    .await;
     assert_eq!(code, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(location, format!("/web/requests/{id}"));
     let page = wait_for_status(&alice, &url, "Completed").await;
@@ -300,7 +334,9 @@ async fn an_approver_signs_in_sees_every_image_escaped_and_approves_and_the_requ
 
     // The signed artifact holds a valid signature over each payload.
     let zip = reqwest::Client::new()
-        .get(format!("{base}/API/v1/{ORG}/SigningRequests/{id}/SignedArtifact"))
+        .get(format!(
+            "{base}/API/v1/{ORG}/SigningRequests/{id}/SignedArtifact"
+        ))
         .bearer_auth(&f.ci_token)
         .send()
         .await
@@ -311,8 +347,11 @@ async fn an_approver_signs_in_sees_every_image_escaped_and_approves_and_the_requ
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.to_vec())).unwrap();
     for (name, bytes) in payloads() {
         let mut der = Vec::new();
-        std::io::Read::read_to_end(&mut archive.by_name(&format!("{name}.sig")).unwrap(), &mut der)
-            .unwrap();
+        std::io::Read::read_to_end(
+            &mut archive.by_name(&format!("{name}.sig")).unwrap(),
+            &mut der,
+        )
+        .unwrap();
         f.key
             .verify(&bytes, &p256::ecdsa::Signature::from_der(&der).unwrap())
             .unwrap();
@@ -323,7 +362,9 @@ async fn an_approver_signs_in_sees_every_image_escaped_and_approves_and_the_requ
     assert!(entries
         .iter()
         .any(|e| e.action == "approve" && e.actor == "alice" && e.request_id == id));
-    assert!(entries.iter().any(|e| e.action == "login" && e.actor == "alice"));
+    assert!(entries
+        .iter()
+        .any(|e| e.action == "login" && e.actor == "alice"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,21 +396,36 @@ async fn a_wrong_password_and_forms_without_their_csrf_token_are_refused() {
     let url = format!("{base}/web/requests/{id}");
     let (code, _, body) = post(&alice, &format!("{url}/approve"), &[]).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
-    assert!(body.contains("CSRF token is missing or does not belong to your session"), "{body}");
+    assert!(
+        body.contains("CSRF token is missing or does not belong to your session"),
+        "{body}"
+    );
     // Bob's token does not fit Alice's session.
     let bob = logged_in(&base, "bob").await;
     let (_, bob_page) = get(&bob, &url).await;
-    let (code, _, _) = post(&alice, &format!("{url}/approve"), &[("csrf", &csrf_of(&bob_page))]).await;
+    let (code, _, _) = post(
+        &alice,
+        &format!("{url}/approve"),
+        &[("csrf", &csrf_of(&bob_page))],
+    )
+    .await;
     assert_eq!(code, StatusCode::FORBIDDEN);
     let (_, page) = get(&alice, &url).await;
     assert_eq!(status_word(&page), "WaitingForApproval");
 
     server.stop().await;
     let entries = f.store().audit_entries().unwrap();
-    let failed: Vec<_> = entries.iter().filter(|e| e.action == "login-failed").collect();
+    let failed: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "login-failed")
+        .collect();
     assert_eq!(failed.len(), 2, "{entries:?}");
-    assert!(failed.iter().any(|e| e.actor == "alice" && e.detail.contains("127.0.0.1")));
-    assert!(!entries.iter().any(|e| e.detail.contains("not the password")));
+    assert!(failed
+        .iter()
+        .any(|e| e.actor == "alice" && e.detail.contains("127.0.0.1")));
+    assert!(!entries
+        .iter()
+        .any(|e| e.detail.contains("not the password")));
     assert!(!entries.iter().any(|e| e.action == "approve"));
 }
 
@@ -389,7 +445,10 @@ async fn the_submitter_others_and_second_approvals_are_refused_and_a_denial_need
     assert!(page.contains("ci submitted signing request"), "{page}");
     let (code, _, body) = post(&ci, &format!("{url}/approve"), &[("csrf", &csrf_of(&page))]).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
-    assert!(body.contains("ci submitted signing request") && body.contains("cannot approve"), "{body}");
+    assert!(
+        body.contains("ci submitted signing request") && body.contains("cannot approve"),
+        "{body}"
+    );
 
     // mallory has an account but no role in the policy.
     let mallory = logged_in(&base, "mallory").await;
@@ -397,7 +456,12 @@ async fn the_submitter_others_and_second_approvals_are_refused_and_a_denial_need
     assert_eq!(code, StatusCode::FORBIDDEN, "{page}");
     let (_, list) = get(&mallory, &format!("{base}/web/requests")).await;
     assert!(!list.contains(&id));
-    let (code, _, _) = post(&mallory, &format!("{url}/approve"), &[("csrf", &csrf_of(&list))]).await;
+    let (code, _, _) = post(
+        &mallory,
+        &format!("{url}/approve"),
+        &[("csrf", &csrf_of(&list))],
+    )
+    .await;
     assert_eq!(code, StatusCode::FORBIDDEN);
 
     // alice approves once; a second approval by her is refused and does not count.
@@ -410,13 +474,21 @@ async fn the_submitter_others_and_second_approvals_are_refused_and_a_denial_need
     assert_eq!(code, StatusCode::CONFLICT);
     assert!(body.contains("alice has already approved"), "{body}");
     let (_, page) = get(&alice, &url).await;
-    assert!(page.contains("1 of 2 (alice)") && !page.contains("<form id=\"approve\""), "{page}");
+    assert!(
+        page.contains("1 of 2 (alice)") && !page.contains("<form id=\"approve\""),
+        "{page}"
+    );
 
     // bob denies: without a reason it is refused, with one it ends the request.
     let bob = logged_in(&base, "bob").await;
     let (_, page) = get(&bob, &url).await;
     let token = csrf_of(&page);
-    let (code, _, body) = post(&bob, &format!("{url}/deny"), &[("csrf", &token), ("reason", "  ")]).await;
+    let (code, _, body) = post(
+        &bob,
+        &format!("{url}/deny"),
+        &[("csrf", &token), ("reason", "  ")],
+    )
+    .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
     assert!(body.contains("A denial needs a reason"), "{body}");
     let (code, _, _) = post(
@@ -443,7 +515,9 @@ async fn the_submitter_others_and_second_approvals_are_refused_and_a_denial_need
     assert_eq!(v["reason"], "not a <release> build");
     server.stop().await;
     let entries = f.store().audit_entries().unwrap();
-    assert!(entries.iter().any(|e| e.action == "deny" && e.actor == "bob"));
+    assert!(entries
+        .iter()
+        .any(|e| e.action == "deny" && e.actor == "bob"));
     assert_eq!(entries.iter().filter(|e| e.action == "approve").count(), 1);
 }
 
@@ -462,14 +536,31 @@ async fn a_session_survives_a_restart_and_ends_at_logout() {
     let (code, page) = get(&alice, &format!("{base}/web/requests/{id}")).await;
     assert_eq!(code, StatusCode::OK, "{page}");
     assert!(page.contains("<span id=\"user\">alice</span>"), "{page}");
-    let (code, _, _) = post(&alice, &format!("{base}/web/requests/{id}/approve"), &[("csrf", &csrf_of(&page))]).await;
+    let (code, _, _) = post(
+        &alice,
+        &format!("{base}/web/requests/{id}/approve"),
+        &[("csrf", &csrf_of(&page))],
+    )
+    .await;
     assert_eq!(code, StatusCode::SEE_OTHER);
     wait_for_status(&alice, &format!("{base}/web/requests/{id}"), "Completed").await;
 
     let (_, page) = get(&alice, &format!("{base}/web/requests")).await;
-    let (code, location, _) = post(&alice, &format!("{base}/web/logout"), &[("csrf", &csrf_of(&page))]).await;
-    assert_eq!((code, location.as_str()), (StatusCode::SEE_OTHER, "/web/login"));
-    let r = alice.get(format!("{base}/web/requests")).send().await.unwrap();
+    let (code, location, _) = post(
+        &alice,
+        &format!("{base}/web/logout"),
+        &[("csrf", &csrf_of(&page))],
+    )
+    .await;
+    assert_eq!(
+        (code, location.as_str()),
+        (StatusCode::SEE_OTHER, "/web/login")
+    );
+    let r = alice
+        .get(format!("{base}/web/requests"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["location"], "/web/login");
     server.stop().await;
 }
@@ -490,7 +581,9 @@ async fn failed_logins_are_rate_limited_even_before_the_right_password() {
     assert!(body.contains("Too many failed sign-ins"), "{body}");
     server.stop().await;
     let entries = f.store().audit_entries().unwrap();
-    assert!(entries.iter().any(|e| e.action == "login-refused" && e.actor == "bob"));
+    assert!(entries
+        .iter()
+        .any(|e| e.action == "login-refused" && e.actor == "bob"));
     assert!(!entries.iter().any(|e| e.action == "login"));
 }
 
@@ -516,7 +609,12 @@ async fn proxy_header_mode_believes_only_trusted_proxies() {
 
     // The same header from an address that is not a trusted proxy is not believed.
     let direct = browser();
-    let r = direct.get(&url).header("X-Forwarded-User", "alice").send().await.unwrap();
+    let r = direct
+        .get(&url)
+        .header("X-Forwarded-User", "alice")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = direct
         .post(format!("{url}/approve"))
@@ -527,11 +625,23 @@ async fn proxy_header_mode_believes_only_trusted_proxies() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // From the proxy: no header is 401, an unknown name 403.
-    assert_eq!(proxy.get(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    let r = proxy.get(&url).header("X-Forwarded-User", "eve").send().await.unwrap();
+    assert_eq!(
+        proxy.get(&url).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = proxy
+        .get(&url)
+        .header("X-Forwarded-User", "eve")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // CSRF stays on: a POST without the page's token is refused.
-    let r = as_alice(proxy.post(format!("{url}/approve"))).form(&[("x", "y")]).send().await.unwrap();
+    let r = as_alice(proxy.post(format!("{url}/approve")))
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // With it, Alice approves through the proxy.
     let r = as_alice(proxy.post(format!("{url}/approve")))
@@ -542,7 +652,13 @@ async fn proxy_header_mode_believes_only_trusted_proxies() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let start = std::time::Instant::now();
     loop {
-        let page = as_alice(proxy.get(&url)).send().await.unwrap().text().await.unwrap();
+        let page = as_alice(proxy.get(&url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if status_word(&page) == "Completed" {
             break;
         }
@@ -551,5 +667,7 @@ async fn proxy_header_mode_believes_only_trusted_proxies() {
     }
     server.stop().await;
     let entries = f.store().audit_entries().unwrap();
-    assert!(entries.iter().any(|e| e.action == "approve" && e.actor == "alice"));
+    assert!(entries
+        .iter()
+        .any(|e| e.action == "approve" && e.actor == "alice"));
 }

@@ -71,7 +71,10 @@ pub(crate) fn session_of(
 }
 
 /// Start a session for `name`: the id and its `Set-Cookie` value.
-pub(crate) fn start_session(service: &Service, name: &str) -> Result<(SessionId, String), Response> {
+pub(crate) fn start_session(
+    service: &Service,
+    name: &str,
+) -> Result<(SessionId, String), Response> {
     let lifetime = service.web.session_lifetime.as_secs();
     let t = now();
     let id = session::create(
@@ -104,7 +107,10 @@ pub(crate) fn user(
         },
         WebAuth::ProxyHeader => {
             let refuse = |code, msg: String| {
-                Err(html_response(code, pages::error(None, "Not signed in", &msg)))
+                Err(html_response(
+                    code,
+                    pages::error(None, "Not signed in", &msg),
+                ))
             };
             if !web.trusted_proxies.contains(&peer.ip().to_canonical()) {
                 tracing::info!(%peer, "web page: refused a request that did not come through a trusted proxy");
@@ -121,7 +127,10 @@ pub(crate) fn user(
             else {
                 return refuse(
                     StatusCode::UNAUTHORIZED,
-                    format!("The reverse proxy did not name a user in the {} header.", web.header),
+                    format!(
+                        "The reverse proxy did not name a user in the {} header.",
+                        web.header
+                    ),
                 );
             };
             if service.config.identity(name).is_none() {

@@ -63,6 +63,9 @@ mod tests {
             "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"
         );
         let p = page("<b>", Some(("<i>", "\"t")), "");
-        assert!(!p.contains("<b>") && !p.contains("<i>") && !p.contains("\"t\""), "{p}");
+        assert!(
+            !p.contains("<b>") && !p.contains("<i>") && !p.contains("\"t\""),
+            "{p}"
+        );
     }
 }

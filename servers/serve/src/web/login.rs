@@ -54,8 +54,12 @@ pub(crate) async fn page(State(service): State<Arc<Service>>, headers: HeaderMap
         return Redirect::to("/web/requests").into_response();
     }
     match session_of(&service, &headers) {
-        Ok(Some(_)) => Redirect::to("/web/requests").into_response(),
-        Ok(None) => form(&service, StatusCode::OK, "", None),
+        // A session of an identity since removed from serve.toml signs in afresh (the list
+        // would send it straight back here).
+        Ok(Some((_, name))) if service.config.identity(&name).is_some() => {
+            Redirect::to("/web/requests").into_response()
+        }
+        Ok(_) => form(&service, StatusCode::OK, "", None),
         Err(r) => r,
     }
 }

@@ -9,8 +9,8 @@ mod csrf;
 mod html;
 mod login;
 mod pages;
-mod payload;
 pub mod password;
+mod payload;
 mod requests;
 mod session;
 
@@ -94,7 +94,10 @@ async fn security_headers(mut r: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     r
 }
 

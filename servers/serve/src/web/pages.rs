@@ -127,12 +127,19 @@ pub(crate) fn request(
         esc(&row.workflow_status)
     ));
     if let Some(reason) = &row.reason {
-        body.push_str(&format!("<dt>Reason</dt><dd id=\"reason\">{}</dd>", esc(reason)));
+        body.push_str(&format!(
+            "<dt>Reason</dt><dd id=\"reason\">{}</dd>",
+            esc(reason)
+        ));
     }
     let approvers = if row.approvers.is_empty() {
         "none yet".to_string()
     } else {
-        row.approvers.iter().map(|a| esc(a)).collect::<Vec<_>>().join(", ")
+        row.approvers
+            .iter()
+            .map(|a| esc(a))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     body.push_str(&format!(
         "<dt>Policy</dt><dd id=\"policy\">{}/{}</dd>\

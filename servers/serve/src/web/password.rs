@@ -122,7 +122,11 @@ mod tests {
     #[test]
     fn a_hash_verifies_its_password_only_and_carries_the_owasp_parameters() {
         let h = hash("correct horse battery").unwrap();
-        assert!(h.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", h.as_str());
+        assert!(
+            h.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{}",
+            h.as_str()
+        );
         let back = PasswordHash::parse(h.as_str()).unwrap();
         assert!(back.verify("correct horse battery"));
         assert!(!back.verify("correct horse batterY"));
@@ -136,6 +140,8 @@ mod tests {
         let e = PasswordHash::parse("$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo")
             .unwrap_err();
         assert!(e.contains("not argon2id"), "{e}");
-        assert!(PasswordHash::parse("hunter2").unwrap_err().contains("not a PHC string"));
+        assert!(PasswordHash::parse("hunter2")
+            .unwrap_err()
+            .contains("not a PHC string"));
     }
 }

@@ -42,7 +42,8 @@ pub(crate) fn describe(file: &str, bytes: &[u8]) -> Described {
                 d.annotations.push(("predicateType".into(), t.to_string()));
             }
         }
-        d.annotations.push(("payloadType".into(), payload_type.to_string()));
+        d.annotations
+            .push(("payloadType".into(), payload_type.to_string()));
         return d;
     }
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
@@ -93,7 +94,10 @@ mod tests {
         assert_eq!(d.images, vec!["reg/app@sha256:ab".to_string()]);
         assert_eq!(
             d.annotations,
-            vec![("commit".into(), "<script>".into()), ("n".into(), "3".into())]
+            vec![
+                ("commit".into(), "<script>".into()),
+                ("n".into(), "3".into())
+            ]
         );
         assert_eq!(d.sha256, hex::encode(Sha256::digest(p)));
     }

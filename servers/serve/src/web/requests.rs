@@ -155,22 +155,28 @@ pub(crate) async fn show(
     // The upload was checked at submit; a failure here means the stored copy changed.
     let files = match artifact::read_upload(&unsigned) {
         Ok(f) => f,
-        Err(e) => return internal(&format!("the stored upload of {} is unreadable: {e}", row.id)),
+        Err(e) => {
+            return internal(&format!(
+                "the stored upload of {} is unreadable: {e}",
+                row.id
+            ))
+        }
     };
     let payloads: Vec<payload::Described> = files
         .iter()
         .filter(|(n, _)| artifact::signs(n))
         .map(|(n, b)| payload::describe(n, b))
         .collect();
-    let parameters: Vec<(String, String)> = serde_json::from_str::<serde_json::Value>(&row.parameters)
-        .ok()
-        .and_then(|v| v.as_object().cloned())
-        .map(|o| {
-            o.into_iter()
-                .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let parameters: Vec<(String, String)> =
+        serde_json::from_str::<serde_json::Value>(&row.parameters)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .map(|o| {
+                o.into_iter()
+                    .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                    .collect()
+            })
+            .unwrap_or_default();
     let decision = if row.status != status::WAITING {
         Decision::None(String::new())
     } else {

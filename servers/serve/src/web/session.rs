@@ -65,7 +65,11 @@ pub(crate) fn create(
 }
 
 /// The identity of a live session.
-pub(crate) fn lookup(store: &Store, id: &SessionId, now: i64) -> Result<Option<String>, StoreError> {
+pub(crate) fn lookup(
+    store: &Store,
+    id: &SessionId,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
     store.with(|c| {
         Ok(c.query_row(
             "SELECT identity FROM sessions WHERE id_sha256 = ?1 AND expires_at > ?2",
@@ -86,7 +90,11 @@ pub(crate) fn delete(store: &Store, id: &SessionId) -> Result<(), StoreError> {
 
 /// The `Set-Cookie` value that stores `id` for `max_age` seconds.
 pub(crate) fn set_cookie(id: &SessionId, tls: bool, max_age: u64) -> String {
-    let (name, secure) = if tls { (COOKIE_TLS, "; Secure") } else { (COOKIE, "") };
+    let (name, secure) = if tls {
+        (COOKIE_TLS, "; Secure")
+    } else {
+        (COOKIE, "")
+    };
     format!(
         "{name}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
         id.as_str()
@@ -95,7 +103,11 @@ pub(crate) fn set_cookie(id: &SessionId, tls: bool, max_age: u64) -> String {
 
 /// The `Set-Cookie` value that removes the session cookie.
 pub(crate) fn clear_cookie(tls: bool) -> String {
-    let (name, secure) = if tls { (COOKIE_TLS, "; Secure") } else { (COOKIE, "") };
+    let (name, secure) = if tls {
+        (COOKIE_TLS, "; Secure")
+    } else {
+        (COOKIE, "")
+    };
     format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
 }
 
@@ -144,6 +156,9 @@ mod tests {
         assert!(SessionId::from_cookie(&"a".repeat(64)).is_some());
         let set = set_cookie(&SessionId::random(), true, 60);
         assert!(set.starts_with("__Host-sigbridge_session="), "{set}");
-        assert!(set.contains("HttpOnly; SameSite=Strict") && set.ends_with("; Secure"), "{set}");
+        assert!(
+            set.contains("HttpOnly; SameSite=Strict") && set.ends_with("; Secure"),
+            "{set}"
+        );
     }
 }
