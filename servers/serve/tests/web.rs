@@ -3,7 +3,7 @@
 //! of the browser (the headless-Chromium run lives in the end-to-end suite).
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -106,7 +106,7 @@ approvers = ["ci", "group:release-managers"]
         path
     }
 
-    async fn start(&self, config: &PathBuf) -> Server {
+    async fn start(&self, config: &Path) -> Server {
         let config = ServeConfig::load(config).unwrap();
         let signers: Signers = [(policy_key("p", "s"), self.signer.clone())]
             .into_iter()
