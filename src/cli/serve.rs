@@ -1,6 +1,7 @@
 //! `sigbridge serve --config serve.toml`: run the self-hosted signing service (the
 //! sigbridge-serve crate); `serve audit verify|export` check and export its audit log;
-//! `serve new-token` makes an API token and the hash the configuration holds.
+//! `serve new-token` makes an API token and the hash the configuration holds; `serve
+//! hash-password` turns an approver's password (read from stdin) into its argon2id line.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,9 @@ pub enum Sub {
     /// Print a new random API token and the `token_sha256` line for an identity in serve.toml.
     /// The token is shown only here; the service keeps only its hash.
     NewToken,
+    /// Read an approver's password from stdin (one line; never from the command line) and print
+    /// the `password_argon2` line for their identity in serve.toml (argon2id, 19 MiB, t=2, p=1).
+    HashPassword,
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,11 +75,46 @@ pub async fn run(args: Args, log_format: LogFormat) -> anyhow::Result<ExitCode> 
             writeln!(out, "token_sha256 = \"{hash}\"")?;
             Ok(ExitCode::Success)
         }
+        Some(Sub::HashPassword) => hash_password(),
         Some(Sub::Audit(a)) => {
             let config = load(args.config.as_deref())?;
             audit(&config, a.command)
         }
     }
+}
+
+/// Longest stdin read for a password line (the hasher refuses more than 1024 bytes anyway).
+const MAX_PASSWORD_INPUT: u64 = 4096;
+
+fn hash_password() -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead as _, IsTerminal as _, Read as _};
+    let stdin = std::io::stdin();
+    let line = if stdin.is_terminal() {
+        // On a terminal: a prompt without echo (on the terminal, not stdout, which stays the
+        // one line for serve.toml).
+        rpassword::prompt_password("password: ")
+            .map_err(|e| Error::InvalidInput(format!("cannot read the password: {e}")))?
+    } else {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .take(MAX_PASSWORD_INPUT)
+            .read_line(&mut line)
+            .map_err(|e| {
+                Error::InvalidInput(format!("cannot read the password from stdin: {e}"))
+            })?;
+        line
+    };
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    let hash = sigbridge_serve::web::password::hash(password).map_err(|e| {
+        Error::InvalidInput(format!(
+            "{e}; give the password on stdin, e.g. from a password manager"
+        ))
+    })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "password_argon2 = \"{}\"", hash.as_str())?;
+    Ok(ExitCode::Success)
 }
 
 async fn serve(config: &ServeConfig, log_format: LogFormat) -> anyhow::Result<ExitCode> {

@@ -2,13 +2,14 @@
 //! signing policy uses.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::token::TokenHash;
+use crate::web::password::PasswordHash;
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -78,17 +79,97 @@ pub struct ServeConfig {
     /// The signing policies.
     #[serde(default)]
     pub policies: Vec<Policy>,
+    /// Named sets of identities that policies name as `group:NAME`.
+    #[serde(default)]
+    pub groups: Vec<Group>,
+    /// The approvers' web page.
+    #[serde(default)]
+    pub web: WebConfig,
 }
 
-/// A caller: a name and the SHA-256 of its API token.
+/// A caller: a name with the SHA-256 of its API token, an argon2 password hash for the web
+/// page, or both.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
     /// Shown in the audit log.
     pub name: String,
-    /// `sha256:HEX` of the token (`sigbridge serve new-token` prints both).
-    pub token_sha256: TokenHash,
+    /// `sha256:HEX` of the API token (`sigbridge serve new-token` prints both).
+    #[serde(default)]
+    pub token_sha256: Option<TokenHash>,
+    /// `$argon2id$…` PHC string of the web password (`sigbridge serve hash-password`).
+    #[serde(default)]
+    pub password_argon2: Option<PasswordHash>,
 }
+
+/// A named set of identities.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// Policies name it as `group:NAME`.
+    pub name: String,
+    /// Identity names.
+    pub members: Vec<String>,
+}
+
+/// How the web page learns who is using it.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WebAuth {
+    /// A login form checks the identity's `password_argon2`.
+    #[default]
+    Password,
+    /// A reverse proxy in `trusted_proxies` authenticates and names the identity in `header`.
+    ProxyHeader,
+}
+
+fn default_user_header() -> String {
+    "X-Forwarded-User".into()
+}
+
+fn default_session_lifetime() -> String {
+    "8h".into()
+}
+
+fn default_max_login_failures_per_minute() -> u32 {
+    10
+}
+
+/// `[web]`: the approvers' page.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// `password` (default) or `proxy-header`.
+    #[serde(default)]
+    pub auth: WebAuth,
+    /// With `proxy-header`: the request header naming the identity.
+    #[serde(default = "default_user_header")]
+    pub header: String,
+    /// With `proxy-header`: the peer addresses whose header is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// How long a web session lasts (`8h`, `30m`).
+    #[serde(default = "default_session_lifetime")]
+    pub session_lifetime: String,
+    /// Failed logins allowed per name and per client address each minute.
+    #[serde(default = "default_max_login_failures_per_minute")]
+    pub max_login_failures_per_minute: u32,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            auth: WebAuth::default(),
+            header: default_user_header(),
+            trusted_proxies: Vec::new(),
+            session_lifetime: default_session_lifetime(),
+            max_login_failures_per_minute: default_max_login_failures_per_minute(),
+        }
+    }
+}
+
+/// What a policy's `submitters` or `approvers` entry prefixes a group name with.
+pub const GROUP_PREFIX: &str = "group:";
 
 /// A project's signing policy.
 #[derive(Clone, Debug, Deserialize)]
@@ -103,9 +184,9 @@ pub struct Policy {
     /// How many distinct approvers must approve (0: signed on submit).
     #[serde(default = "one")]
     pub approvals_required: u32,
-    /// Identities that may submit.
+    /// Identities (or `group:NAME`) that may submit.
     pub submitters: Vec<String>,
-    /// Identities that may approve or deny.
+    /// Identities (or `group:NAME`) that may approve or deny.
     #[serde(default)]
     pub approvers: Vec<String>,
 }
@@ -157,6 +238,122 @@ impl ServeConfig {
             .find(|p| p.project.eq_ignore_ascii_case(project) && p.slug.eq_ignore_ascii_case(slug))
     }
 
+    /// The identity names `list` (names and `group:NAME`s) stands for.
+    pub fn members<'a>(&'a self, list: &'a [String]) -> BTreeSet<&'a str> {
+        let mut out = BTreeSet::new();
+        for entry in list {
+            match entry.strip_prefix(GROUP_PREFIX) {
+                Some(group) => {
+                    for g in self.groups.iter().filter(|g| g.name == group) {
+                        out.extend(g.members.iter().map(String::as_str));
+                    }
+                }
+                None => {
+                    out.insert(entry.as_str());
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `who` may approve or deny requests of `policy` (its submitter still may not).
+    pub fn may_approve(&self, policy: &Policy, who: &str) -> bool {
+        self.members(&policy.approvers).contains(who)
+    }
+
+    /// Whether `who` may submit to `policy`.
+    pub fn may_submit(&self, policy: &Policy, who: &str) -> bool {
+        self.members(&policy.submitters).contains(who)
+    }
+
+    /// The identity called `name`.
+    pub fn identity(&self, name: &str) -> Option<&Identity> {
+        self.identities.iter().find(|i| i.name == name)
+    }
+
+    /// The web session lifetime.
+    pub fn session_lifetime(&self) -> Result<Duration, ConfigError> {
+        sigbridge_signer::parse_duration(&self.web.session_lifetime)
+            .map_err(|e| ConfigError::Invalid(format!("[web] session_lifetime: {e}")))
+    }
+
+    /// Identities, groups and `[web]`: credentials present, names known, proxy mode complete.
+    fn check_accounts(&self) -> Result<BTreeSet<&str>, ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let mut names = BTreeSet::new();
+        let mut hashes = BTreeSet::new();
+        for i in &self.identities {
+            if !names.insert(i.name.as_str()) {
+                return bad(format!("identity {:?} is listed twice", i.name));
+            }
+            if i.name.starts_with(GROUP_PREFIX) || i.name.trim().is_empty() {
+                return bad(format!(
+                    "identity name {:?} is empty or starts with {GROUP_PREFIX:?}, which names groups",
+                    i.name
+                ));
+            }
+            if let Some(h) = &i.token_sha256 {
+                if !hashes.insert(h.clone()) {
+                    return bad(format!(
+                        "identity {:?} shares its token with another identity; give each its own token",
+                        i.name
+                    ));
+                }
+            }
+            if i.token_sha256.is_none()
+                && i.password_argon2.is_none()
+                && self.web.auth == WebAuth::Password
+            {
+                return bad(format!(
+                    "identity {:?} has neither token_sha256 (API) nor password_argon2 (web page); give it one (sigbridge serve new-token / hash-password)",
+                    i.name
+                ));
+            }
+        }
+        let mut groups = BTreeSet::new();
+        for g in &self.groups {
+            if !groups.insert(g.name.as_str()) {
+                return bad(format!("group {:?} is listed twice", g.name));
+            }
+            for m in &g.members {
+                if !names.contains(m.as_str()) {
+                    return bad(format!(
+                        "group {:?} names member {m:?}, which is not an identity",
+                        g.name
+                    ));
+                }
+            }
+        }
+        for p in &self.policies {
+            for who in p.submitters.iter().chain(&p.approvers) {
+                if let Some(group) = who.strip_prefix(GROUP_PREFIX) {
+                    if !groups.contains(group) {
+                        return bad(format!(
+                            "policy {}/{} names group {group:?}, which is not defined in [[groups]]",
+                            p.project, p.slug
+                        ));
+                    }
+                }
+            }
+        }
+        self.session_lifetime()?;
+        if self.web.max_login_failures_per_minute == 0 {
+            return bad("[web] max_login_failures_per_minute is 0, which would refuse every login; leave it out for the default of 10".into());
+        }
+        if self.web.auth == WebAuth::ProxyHeader {
+            if self.web.trusted_proxies.is_empty() {
+                return bad("[web] auth = \"proxy-header\" needs trusted_proxies: the addresses of the reverse proxies whose header is believed".into());
+            }
+            if axum::http::HeaderName::from_bytes(self.web.header.as_bytes()).is_err() {
+                return bad(format!(
+                    "[web] header {:?} is not a valid header name",
+                    self.web.header
+                ));
+            }
+        }
+        Ok(names)
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         self.expire_after()?;
@@ -169,19 +366,7 @@ impl ServeConfig {
         if self.organization_id.trim().is_empty() {
             return bad("organization_id is empty".into());
         }
-        let mut names = BTreeSet::new();
-        let mut hashes = BTreeSet::new();
-        for i in &self.identities {
-            if !names.insert(i.name.as_str()) {
-                return bad(format!("identity {:?} is listed twice", i.name));
-            }
-            if !hashes.insert(i.token_sha256.clone()) {
-                return bad(format!(
-                    "identity {:?} shares its token with another identity; give each its own token",
-                    i.name
-                ));
-            }
-        }
+        let names = self.check_accounts()?;
         let mut seen = BTreeSet::new();
         for p in &self.policies {
             let key = (p.project.to_ascii_lowercase(), p.slug.to_ascii_lowercase());
@@ -189,7 +374,7 @@ impl ServeConfig {
                 return bad(format!("policy {}/{} is listed twice", p.project, p.slug));
             }
             for who in p.submitters.iter().chain(&p.approvers) {
-                if !names.contains(who.as_str()) {
+                if !who.starts_with(GROUP_PREFIX) && !names.contains(who.as_str()) {
                     return bad(format!(
                         "policy {}/{} names {who:?}, which is not an identity",
                         p.project, p.slug
@@ -197,13 +382,11 @@ impl ServeConfig {
                 }
             }
             // The submitter never counts, so N approvals need N approvers besides any submitter.
-            if (p.approvers.len() as u64) < u64::from(p.approvals_required) {
+            let approvers = self.members(&p.approvers).len();
+            if (approvers as u64) < u64::from(p.approvals_required) {
                 return bad(format!(
                     "policy {}/{} needs {} approvals but names only {} approvers",
-                    p.project,
-                    p.slug,
-                    p.approvals_required,
-                    p.approvers.len()
+                    p.project, p.slug, p.approvals_required, approvers
                 ));
             }
         }
@@ -281,5 +464,87 @@ approvals_required = 0
         ))
         .unwrap();
         assert_eq!(c.max_requests_per_minute, 600);
+    }
+
+    const ACCOUNTS: &str = r#"listen = "127.0.0.1:0"
+database = "s.db"
+organization_id = "org"
+[[identities]]
+name = "ci"
+token_sha256 = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+[[identities]]
+name = "alice"
+password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0Jc0sEEGWPjdbtL3zQ1m0hXwcbl+iXe0ndE+xt+vNz4"
+[[identities]]
+name = "bob"
+password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0Jc0sEEGWPjdbtL3zQ1m0hXwcbl+iXe0ndE+xt+vNz4"
+"#;
+
+    #[test]
+    fn groups_stand_for_their_members_in_policies() {
+        let text = format!(
+            r#"{ACCOUNTS}
+[[groups]]
+name = "release-managers"
+members = ["alice", "bob"]
+[[policies]]
+project = "p"
+slug = "s"
+signer = "k.pem"
+approvals_required = 2
+submitters = ["ci"]
+approvers = ["group:release-managers"]
+"#
+        );
+        let c = parse(&text).unwrap();
+        let p = c.policy("p", "s").unwrap();
+        assert!(c.may_approve(p, "alice") && c.may_approve(p, "bob"));
+        assert!(!c.may_approve(p, "ci"));
+        assert!(c.may_submit(p, "ci") && !c.may_submit(p, "alice"));
+        // Two members, so three required approvals are refused.
+        let e = parse(&text.replace("approvals_required = 2", "approvals_required = 3"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs 3 approvals but names only 2"), "{e}");
+    }
+
+    #[test]
+    fn unknown_groups_members_and_identities_without_credentials_are_refused() {
+        let policy = "[[policies]]\nproject = \"p\"\nslug = \"s\"\nsigner = \"k\"\nsubmitters = [\"ci\"]\napprovers = [\"group:nope\"]\n";
+        let e = parse(&format!("{ACCOUNTS}{policy}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("names group \"nope\", which is not defined"),
+            "{e}"
+        );
+        let group = "[[groups]]\nname = \"g\"\nmembers = [\"carol\"]\n";
+        let e = parse(&format!("{ACCOUNTS}{group}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("member \"carol\", which is not an identity"),
+            "{e}"
+        );
+        let bare = "[[identities]]\nname = \"dave\"\n";
+        let e = parse(&format!("{ACCOUNTS}{bare}")).unwrap_err().to_string();
+        assert!(e.contains("neither token_sha256"), "{e}");
+        let bad_hash = ACCOUNTS.replace("$argon2id$v=19$m=19456", "$argon2i$v=19$m=19456");
+        let e = parse(&bad_hash).unwrap_err().to_string();
+        assert!(e.contains("not argon2id"), "{e}");
+    }
+
+    #[test]
+    fn proxy_header_mode_needs_trusted_proxies() {
+        let e = parse(&format!("{ACCOUNTS}[web]\nauth = \"proxy-header\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs trusted_proxies"), "{e}");
+        let c = parse(&format!(
+            "{ACCOUNTS}[web]\nauth = \"proxy-header\"\ntrusted_proxies = [\"127.0.0.1\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.web.header, "X-Forwarded-User");
+        assert_eq!(c.session_lifetime().unwrap().as_secs(), 8 * 3600);
     }
 }

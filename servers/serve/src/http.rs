@@ -31,6 +31,7 @@ struct Caller(String);
 const MAX_TEXT: usize = 4096;
 
 pub(crate) fn router(service: Arc<Service>) -> Router {
+    let web = crate::web::router(service.clone());
     let limit = usize::try_from(service.config.max_artifact_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
@@ -60,6 +61,7 @@ pub(crate) fn router(service: Arc<Service>) -> Router {
         .nest("/API", api.clone())
         .nest("/Api", api.clone())
         .nest("/api", api)
+        .merge(web)
 }
 
 fn error(code: StatusCode, message: impl Into<String>) -> Response {
@@ -92,7 +94,7 @@ async fn auth(State(service): St, mut req: Request, next: Next) -> Response {
             .config
             .identities
             .iter()
-            .find(|i| i.token_sha256.matches(&h))
+            .find(|i| i.token_sha256.as_ref().is_some_and(|t| t.matches(&h)))
             .map(|i| i.name.clone())
     });
     let Some(who) = who else {
@@ -162,7 +164,7 @@ fn visible(
         .get(&id.to_ascii_lowercase())
         .map_err(store_error)?;
     let policy = policy_of(service, &row)?;
-    if row.submitter == caller.0 || policy.approvers.contains(&caller.0) {
+    if row.submitter == caller.0 || service.config.may_approve(policy, &caller.0) {
         Ok(row)
     } else {
         Err(error(
@@ -274,7 +276,7 @@ async fn submit(
             format!("there is no signing policy {slug} in project {project}"),
         );
     };
-    if !policy.submitters.contains(&caller.0) {
+    if !service.config.may_submit(policy, &caller.0) {
         return error(
             StatusCode::FORBIDDEN,
             format!("{} may not submit to {project}/{slug}", caller.0),
@@ -378,7 +380,8 @@ async fn list_waiting(
         .iter()
         .filter_map(|r| {
             let p = service.config.policy(&r.project, &r.policy)?;
-            (r.submitter == caller.0 || p.approvers.contains(&caller.0)).then(|| data(r, p))
+            (r.submitter == caller.0 || service.config.may_approve(p, &caller.0))
+                .then(|| data(r, p))
         })
         .collect();
     Json(json!({ "signingRequests": list })).into_response()
@@ -487,23 +490,8 @@ async fn cancel(
 }
 
 fn approver_of(service: &Service, row: &RequestRow, caller: &Caller) -> Result<u32, Response> {
-    let policy = policy_of(service, row)?;
-    if row.submitter == caller.0 {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            format!("{} submitted signing request {} and cannot approve or deny it; another approver must", caller.0, row.id),
-        ));
-    }
-    if !policy.approvers.contains(&caller.0) {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            format!(
-                "{} is not an approver of {}/{}",
-                caller.0, row.project, row.policy
-            ),
-        ));
-    }
-    Ok(policy.approvals_required)
+    crate::decide::may_decide(&service.config, row, &caller.0)
+        .map_err(|r| error(r.status, r.message))
 }
 
 async fn approve(
@@ -585,11 +573,9 @@ async fn policy_key_pem(
         )
     };
     // Only its submitters and approvers learn that a policy exists.
-    let Some(policy) = service
-        .config
-        .policy(&project, &slug)
-        .filter(|p| p.submitters.contains(&caller.0) || p.approvers.contains(&caller.0))
-    else {
+    let Some(policy) = service.config.policy(&project, &slug).filter(|p| {
+        service.config.may_submit(p, &caller.0) || service.config.may_approve(p, &caller.0)
+    }) else {
         return not_found();
     };
     let Some(signer) = service

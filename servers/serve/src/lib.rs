@@ -8,19 +8,23 @@
 //! (no dependency cycle) and of every provider.
 //!
 //! Built: TLS (rustls) or plain HTTP on loopback, API tokens with per-token rate limits,
-//! approvals over the API, the policy certificate route. Not yet: the approvers' web page,
-//! password accounts (see docs/serve.md).
+//! approvals over the API, the policy certificate route, approver accounts (argon2id password
+//! hashes) and named groups, and the approvers' web page ([`web`]: server-rendered, sessions in
+//! SQLite, CSRF-checked forms, or identities from a trusted reverse proxy's header). See
+//! docs/serve.md for what is not built yet.
 
 #![forbid(unsafe_code)]
 
 pub mod artifact;
 pub mod audit;
 pub mod config;
+mod decide;
 mod http;
 mod rate;
 pub mod store;
 pub mod tls;
 pub mod token;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -88,6 +92,7 @@ pub(crate) struct Service {
     pub(crate) signers: Signers,
     pub(crate) expire_after: Duration,
     pub(crate) rate: rate::RateLimiter,
+    pub(crate) web: web::WebState,
 }
 
 impl Service {
@@ -214,12 +219,14 @@ pub async fn serve(
     let store = open_store(&config.database)?;
     let expire_after = config.expire_after()?;
     let rate = rate::RateLimiter::new(config.max_requests_per_minute);
+    let web = web::WebState::new(&config)?;
     let service = Arc::new(Service {
         config,
         store,
         signers,
         expire_after,
         rate,
+        web,
     });
     for id in service.store.in_progress()? {
         tokio::spawn(service.clone().process(id));

@@ -29,6 +29,16 @@ impl RateLimiter {
 
     /// Take one call from `who`'s bucket at `now`, or say how long until one is available.
     pub(crate) fn check(&self, who: &str, now: Instant) -> Result<(), Duration> {
+        self.take(who, now, true)
+    }
+
+    /// Whether `who` has a call left at `now`, without taking it (the login form counts only
+    /// failures, so it asks first and takes after a failure).
+    pub(crate) fn peek(&self, who: &str, now: Instant) -> Result<(), Duration> {
+        self.take(who, now, false)
+    }
+
+    fn take(&self, who: &str, now: Instant, consume: bool) -> Result<(), Duration> {
         // A poisoned lock only means another call panicked mid-update of a number; the map
         // is still usable.
         let mut buckets = self
@@ -44,7 +54,9 @@ impl RateLimiter {
         bucket.tokens = (bucket.tokens + elapsed * per_second).min(self.per_minute);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+            if consume {
+                bucket.tokens -= 1.0;
+            }
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
@@ -81,6 +93,16 @@ mod tests {
             assert_eq!(limiter.check("ci", later), Ok(()));
         }
         assert!(limiter.check("ci", later).is_err());
+    }
+
+    #[test]
+    fn peeking_takes_nothing() {
+        let limiter = RateLimiter::new(1);
+        let t0 = Instant::now();
+        assert_eq!(limiter.peek("alice", t0), Ok(()));
+        assert_eq!(limiter.peek("alice", t0), Ok(()));
+        assert_eq!(limiter.check("alice", t0), Ok(()));
+        assert!(limiter.peek("alice", t0).is_err());
     }
 
     #[test]

@@ -149,6 +149,14 @@ CREATE TABLE IF NOT EXISTS audit (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+-- Web sessions: only the SHA-256 of the cookie's random id is kept, so a copy of the
+-- database does not log anyone in.
+CREATE TABLE IF NOT EXISTS sessions (
+    id_sha256 TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 -- Append-only for the service itself; someone with the file can drop these, which the hash
 -- chain then shows.
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
@@ -172,7 +180,7 @@ impl Store {
         })
     }
 
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -212,6 +220,46 @@ impl Store {
                 .query_map([status::WAITING], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             ids.iter().map(|id| get_row(c, id)).collect()
+        })
+    }
+
+    /// The `limit` most recent requests in a final state, newest first.
+    pub fn recent_final(&self, limit: u32) -> Result<Vec<RequestRow>, StoreError> {
+        self.with(|c| {
+            let ids: Vec<String> = c
+                .prepare(
+                    "SELECT id FROM requests WHERE status IN (?1, ?2, ?3, ?4)
+                     ORDER BY created_at DESC, id LIMIT ?5",
+                )?
+                .query_map(
+                    params![
+                        status::COMPLETED,
+                        status::FAILED,
+                        status::DENIED,
+                        status::CANCELED,
+                        limit
+                    ],
+                    |r| r.get(0),
+                )?
+                .collect::<Result<_, _>>()?;
+            ids.iter().map(|id| get_row(c, id)).collect()
+        })
+    }
+
+    /// Append an audit entry that changes no request (web logins and their failures);
+    /// `request_id` is empty.
+    pub fn record_event(
+        &self,
+        who: &str,
+        action: &str,
+        detail: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            audit::append(&tx, now, who, action, "", detail)?;
+            tx.commit()?;
+            Ok(())
         })
     }
 
