@@ -179,14 +179,16 @@ wanted() { [ -z "${CONTENDERS:-}" ] || [[ ",$CONTENDERS," == *",$1,"* ]]; }
 
 failed() { echo "# the $1 contender failed; its row is left out. Last lines of its output:" >&2; tail -5 "$2" >&2; }
 
-# floor REPO COUNT
+# run_floor COUNT [NAME FLAG]: the floor (6 requests), or with NAME=floor-reads and
+# FLAG=--same-reads the floor plus the two reads sigbridge makes for safety (8 requests).
 run_floor() {
-  local repo="$NETID-floor" count="$1" before start end out
-  wanted floor || return 0
+  local count="$1" name="${2:-floor}" flag="${3:-}" repo before start end out
+  repo="$NETID-$name"
+  wanted "$name" || return 0
   prepare "$repo" "$count"; before="$(log_lines)"; start=$(now)
-  out="$("$EX/registry-floor" "$HOST" "$JOBS" < "$WORK/$repo.floor")"; end=$(now)
-  if grep -q ', 0 failed' <<<"$out"; then record floor "$count" "$start" "$end" - "$before"
-  else echo "$out" > "$WORK/floor.err"; failed floor "$WORK/floor.err"; fi
+  out="$("$EX/registry-floor" "$HOST" "$JOBS" $flag < "$WORK/$repo.floor")"; end=$(now)
+  if grep -q ', 0 failed' <<<"$out"; then record "$name" "$count" "$start" "$end" - "$before"
+  else echo "$out" > "$WORK/$name.err"; failed "$name" "$WORK/$name.err"; fi
 }
 
 # sigbridge NAME COUNT [sign flags...]: all images in one process with --images-from.
@@ -250,6 +252,7 @@ run_loop() {
 contenders() {
   local fast="$1" c2="$2" c3="$3" sample="$4"
   run_floor "$fast"
+  run_floor "$fast" floor-reads --same-reads
   run_sigbridge sigbridge-legacy "$fast" --key "$WORK/cosign.key" --format legacy
   run_sigbridge sigbridge-bundle "$fast" --key "$WORK/cosign.key" --format bundle
   run_sigbridge sigbridge-both "$fast" --key "$WORK/cosign.key" --format both
@@ -282,9 +285,10 @@ contenders() {
 
 ratio() { [ -n "${RATE[$1]:-}" ] && [ -n "${RATE[$2]:-}" ] && printf '%.2f' "$(echo "${RATE[$1]} / ${RATE[$2]}" | bc -l)" || echo -; }
 ratios() {
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$NET" "$(ratio sigbridge-legacy cosign2-one-process)" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$NET" "$(ratio sigbridge-legacy cosign2-one-process)" \
     "$(ratio sigbridge-bundle cosign3-one-process)" "$(ratio sigbridge-bundle sigbridge-legacy)" \
-    "$(ratio sigbridge-legacy floor)" "$(ratio sigbridge-legacy cosign2-per-image)" >> "$RATIOS"
+    "$(ratio sigbridge-legacy floor)" "$(ratio sigbridge-legacy floor-reads)" \
+    "$(ratio sigbridge-legacy cosign2-per-image)" >> "$RATIOS"
   RATE=()
 }
 
@@ -314,9 +318,9 @@ echo "| network | contender | images | images/s | peak RSS MiB | requests/image 
 echo "|---|---|---|---|---|---|"
 awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6}' "$ROWS"
 echo
-echo "| network | sigbridge legacy / cosign 2.5 one process | sigbridge bundle / cosign 3.1.1 one process | bundle / legacy | sigbridge legacy / floor | sigbridge legacy / cosign 2.5 per image |"
-echo "|---|---|---|---|---|---|"
-awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6}' "$RATIOS"
+echo "| network | sigbridge legacy / cosign 2.5 one process | sigbridge bundle / cosign 3.1.1 one process | bundle / legacy | sigbridge legacy / floor | sigbridge legacy / floor with the same reads | sigbridge legacy / cosign 2.5 per image |"
+echo "|---|---|---|---|---|---|---|"
+awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$RATIOS"
 echo
 echo "(jobs=$JOBS for sigbridge and the floor; cosign's one-process runs sign sequentially in one process;"
 echo " per-image loops start one process per image; requests/image counts every request the registry logged"

@@ -5,8 +5,15 @@
 //! Per image: GET the `.sig` manifest (404), upload the payload blob and the config blob
 //! (monolithic POST, falling back to POST+PUT), PUT the signature manifest.
 //!
-//! Usage: `registry-floor HOST:PORT JOBS < digests` where each stdin line is `REPO@sha256:HEX`
-//! (repository path without the host). Prints `floor: N images in S s (R images/s)`.
+//! With `--same-reads` it also makes the two reads sigbridge makes for safety (8 requests): GET
+//! the image manifest first (sigbridge checks the image exists and hashes its bytes) and GET the
+//! `.sig` manifest again after the PUT (the confirmation read that repairs a concurrent writer's
+//! lost update). Comparing sigbridge with both floors separates the cost of those reads from
+//! anything else sigbridge does.
+//!
+//! Usage: `registry-floor HOST:PORT JOBS [--same-reads] < digests` where each stdin line is
+//! `REPO@sha256:HEX` (repository path without the host). Prints `floor: N images in S s (R
+//! images/s)`.
 
 use std::io::BufRead as _;
 use std::time::Instant;
@@ -21,11 +28,16 @@ async fn main() -> anyhow::Result<()> {
         .next()
         .ok_or_else(|| anyhow::anyhow!("usage: registry-floor HOST:PORT JOBS < list"))?;
     let jobs: usize = args.next().map(|j| j.parse()).transpose()?.unwrap_or(16);
+    let same_reads = match args.next().as_deref() {
+        None => false,
+        Some("--same-reads") => true,
+        Some(other) => anyhow::bail!("unknown argument {other:?} (expected --same-reads)"),
+    };
     let lines: Vec<String> = std::io::stdin().lock().lines().collect::<Result<_, _>>()?;
     let client = reqwest::Client::new();
     let started = Instant::now();
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(lines.iter())
-        .map(|line| attach_one(&client, &host, line))
+        .map(|line| attach_one(&client, &host, line, same_reads))
         .buffer_unordered(jobs)
         .collect()
         .await;
@@ -46,13 +58,27 @@ fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-async fn attach_one(client: &reqwest::Client, host: &str, line: &str) -> anyhow::Result<()> {
+async fn attach_one(
+    client: &reqwest::Client,
+    host: &str,
+    line: &str,
+    same_reads: bool,
+) -> anyhow::Result<()> {
     let (repo, image_digest) = line
         .split_once('@')
         .ok_or_else(|| anyhow::anyhow!("bad line {line}"))?;
     let hex = image_digest.trim_start_matches("sha256:");
     let tag = format!("floor-sha256-{hex}.sig");
     let base = format!("http://{host}/v2/{repo}");
+    if same_reads {
+        let resp = client
+            .get(format!("{base}/manifests/{image_digest}"))
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json")
+            .send()
+            .await?;
+        anyhow::ensure!(resp.status().is_success(), "image GET: {}", resp.status());
+        let _ = resp.bytes().await?;
+    }
     let resp = client.get(format!("{base}/manifests/{tag}")).send().await?;
     let _ = resp.bytes().await?;
     let payload = format!(
@@ -80,6 +106,16 @@ async fn attach_one(client: &reqwest::Client, host: &str, line: &str) -> anyhow:
         "manifest PUT: {}",
         resp.status()
     );
+    if same_reads {
+        // docker-registry answers 404 for an OCI manifest unless the client accepts it.
+        let resp = client
+            .get(format!("{base}/manifests/{tag}"))
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await?;
+        anyhow::ensure!(resp.status().is_success(), "confirm GET: {}", resp.status());
+        let _ = resp.bytes().await?;
+    }
     Ok(())
 }
 
