@@ -6,6 +6,7 @@
 //! approver) with no cookies of the first. Every method panics (tests never skip) with what it
 //! was doing, the CSS selector and the page's URL. Screenshots go to [`Browser::output_dir`].
 
+use std::cell::Cell;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,9 +20,12 @@ use tempfile::TempDir;
 
 use crate::tools::Tools;
 
-/// How long an element, a page load or a navigation may take before the test fails: generous,
+/// How long an element, a page load or a navigation may take before the test fails by default:
+/// generous,
 /// because CI machines are shared; only a broken page ever waits this long.
 const WAIT: Duration = Duration::from_secs(30);
+/// Between two checks of a page that is not ready yet (each check is a DevTools round trip).
+const POLL: Duration = Duration::from_millis(25);
 /// Marks documents for [`Tab::click_and_wait`]; unique within the test process.
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 /// The browser window, so screenshots have the same size everywhere.
@@ -129,6 +133,7 @@ impl Browser {
         Tab {
             tab,
             browser: self,
+            wait: Cell::new(WAIT),
         }
     }
 
@@ -166,63 +171,103 @@ fn file_name_part(name: &str) -> String {
 }
 
 /// One page of a [`Browser`].
+///
+/// Each DevTools call of headless_chrome 1.0 costs about 100 ms (its reader thread holds the
+/// socket lock through a 100 ms read timeout, rust-headless-chrome issue #446), so every action
+/// here is one script evaluation in the page (plus polls while waiting), not a chain of DOM
+/// calls.
 pub struct Tab<'b> {
     tab: std::sync::Arc<headless_chrome::Tab>,
     browser: &'b Browser,
+    wait: Cell<Duration>,
+}
+
+/// Why an evaluation failed.
+enum EvalError {
+    /// The page threw (a bad selector, a script bug): retrying cannot help.
+    Script(String),
+    /// No answer from the page, e.g. while one document replaces another: worth retrying.
+    Transport(String),
+}
+
+impl std::fmt::Display for EvalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvalError::Script(e) => write!(f, "script error: {e}"),
+            EvalError::Transport(e) => write!(f, "DevTools: {e}"),
+        }
+    }
 }
 
 impl Tab<'_> {
-    /// Loads `url` and waits until the page (after any redirects) has finished loading.
-    pub fn goto(&self, url: &str) -> &Self {
-        self.tab
-            .navigate_to(url)
-            .and_then(|t| t.wait_until_navigated())
-            .unwrap_or_else(|e| panic!("browser: cannot load {url}: {e:#}"));
-        self.wait_until("the page to finish loading", url, || {
-            self.eval("document.readyState === 'complete'")
-                .is_ok_and(|v| v == Value::Bool(true))
-        });
+    /// How long this tab waits for elements and page loads before failing (default 30 s);
+    /// tests that expect a failure shorten it.
+    pub fn set_wait(&self, wait: Duration) -> &Self {
+        self.wait.set(wait);
+        self.tab.set_default_timeout(wait);
         self
     }
 
-    /// Replaces the value of the input or textarea at `css` by typing `text` into it (real key
-    /// events, so the page sees what a user does).
+    /// Loads `url` and waits until the new page (after any redirects) has finished loading.
+    pub fn goto(&self, url: &str) -> &Self {
+        let token = self.mark_document(url);
+        self.tab
+            .navigate_to(url)
+            .unwrap_or_else(|e| panic!("browser: cannot load {url}: {e:#}"));
+        self.wait_for_new_document(token, &format!("{url} to load"));
+        self
+    }
+
+    /// Replaces the value of the input or textarea at `css` by `text`, entered as text input
+    /// (the page sees `input` events as when a user types).
     pub fn fill(&self, css: &str, text: &str) -> &Self {
-        let element = self.element(css);
-        element
-            .call_js_fn("function() { this.value = ''; }", vec![], false)
-            .and_then(|_| element.type_into(text))
-            .unwrap_or_else(|e| self.fail("fill", css, e));
+        let focus = "(() => { el.focus(); el.value = ''; return el === document.activeElement; })()";
+        if self.on_element(css, "fill", focus) != Value::Bool(true) {
+            self.fail("fill", css, "the element does not take the keyboard focus");
+        }
+        self.tab
+            .call_method(headless_chrome::protocol::cdp::Input::InsertText {
+                text: text.to_string(),
+            })
+            .unwrap_or_else(|e| self.fail("type into", css, format!("{e:#}")));
+        let value = self.on_element(css, "read back", "el.value");
+        if value != Value::String(text.to_string()) {
+            self.fail("fill", css, format!("the field holds {value} after typing"));
+        }
         self
     }
 
     /// Clicks the element at `css` (a submit button, a link) and waits for the navigation it
     /// starts to finish: a new document, fully loaded, after any redirects. Panics if the page
-    /// stays the same.
+    /// stays the same, or if the element is hidden or disabled (a user could not click it).
+    ///
+    /// The click is the element's own `click()`: for buttons and links it runs the same
+    /// activation (form submission, following the link) as a mouse click, without JavaScript
+    /// on the page.
     pub fn click_and_wait(&self, css: &str) -> &Self {
-        // A token in the current document's global scope: it is gone once a new document has
-        // replaced this one, whatever the timing of the navigation events.
         let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-        self.eval(&format!("window.__testkitPage = '{token}'; true"))
-            .unwrap_or_else(|e| self.fail("mark the page before clicking", css, e));
-        self.element(css)
-            .click()
-            .unwrap_or_else(|e| self.fail("click", css, e));
-        let check = format!(
-            "window.__testkitPage !== '{token}' && document.readyState === 'complete'"
+        // The token lives in the current document's global scope: it is gone once a new
+        // document has replaced this one, whatever the timing of the navigation events.
+        let script = format!(
+            "(() => {{ const r = el.getBoundingClientRect();
+                if (r.width === 0 || r.height === 0) return 'is not visible';
+                if (el.disabled) return 'is disabled';
+                window.__testkitPage = {token}; el.click(); return 'clicked'; }})()"
         );
-        let what = format!("the click on {css} to load a new page");
-        self.wait_until(&what, css, || {
-            self.eval(&check).is_ok_and(|v| v == Value::Bool(true))
-        });
+        match self.on_element(css, "click", &script) {
+            Value::String(s) if s == "clicked" => {}
+            other => self.fail("click", css, format!("the element {}", plain(&other))),
+        }
+        self.wait_for_new_document(token, &format!("the click on {css} to load a new page"));
         self
     }
 
     /// The rendered text of the element at `css` (waits for it to appear).
     pub fn text(&self, css: &str) -> String {
-        self.element(css)
-            .get_inner_text()
-            .unwrap_or_else(|e| self.fail("read the text of", css, e))
+        match self.on_element(css, "read the text of", "el.innerText") {
+            Value::String(s) => s,
+            other => self.fail("read the text of", css, format!("innerText is {other}")),
+        }
     }
 
     /// Whether an element matches `css` now (no waiting).
@@ -237,9 +282,13 @@ impl Tab<'_> {
 
     /// The attribute `name` of the element at `css` (waits for the element), `None` if unset.
     pub fn attr(&self, css: &str, name: &str) -> Option<String> {
-        self.element(css)
-            .get_attribute_value(name)
-            .unwrap_or_else(|e| self.fail(&format!("read attribute {name} of"), css, e))
+        let name_js = Value::String(name.to_string());
+        let action = format!("read attribute {name} of");
+        match self.on_element(css, &action, &format!("el.getAttribute({name_js})")) {
+            Value::String(s) => Some(s),
+            Value::Null => None,
+            other => self.fail(&action, css, format!("unexpected result {other}")),
+        }
     }
 
     /// The address of the document shown now (after redirects).
@@ -297,15 +346,60 @@ impl Tab<'_> {
         path
     }
 
-    /// Waits (up to [`WAIT`]) for the element at `css`.
-    fn element(&self, css: &str) -> headless_chrome::Element<'_> {
-        self.tab
-            .wait_for_element(css)
-            .unwrap_or_else(|e| self.fail("find", css, e))
+    /// Waits for the element at `css`, then evaluates `expr` with the element bound to `el`
+    /// and returns its value.
+    fn on_element(&self, css: &str, action: &str, expr: &str) -> Value {
+        let selector = Value::String(css.to_string());
+        let script = format!(
+            "(() => {{ const el = document.querySelector({selector});
+                return el === null ? {{ missing: true }} : {{ value: ({expr}) }}; }})()"
+        );
+        let deadline = Instant::now() + self.wait.get();
+        loop {
+            let problem = match self.eval(&script) {
+                Ok(Value::Object(mut o)) if o.contains_key("value") => {
+                    return o.remove("value").unwrap_or(Value::Null)
+                }
+                Ok(_) => "no element matches".to_string(),
+                Err(e @ EvalError::Script(_)) => self.fail(action, css, e),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() > deadline {
+                let waited = self.wait.get().as_secs_f32();
+                self.fail(action, css, format!("{problem} (waited {waited}s)"));
+            }
+            std::thread::sleep(POLL);
+        }
     }
 
-    /// Evaluates `expr` in the page and returns its value; a thrown exception is an error.
-    fn eval(&self, expr: &str) -> Result<Value, String> {
+    /// Puts a fresh token into the current document (see [`Tab::wait_for_new_document`]).
+    fn mark_document(&self, target: &str) -> u64 {
+        let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        self.eval(&format!("window.__testkitPage = {token}; true"))
+            .unwrap_or_else(|e| self.fail("mark the page before loading", target, e));
+        token
+    }
+
+    /// Waits until a document without `token` has finished loading.
+    fn wait_for_new_document(&self, token: u64, what: &str) {
+        let check = format!(
+            "window.__testkitPage !== {token} && document.readyState === 'complete'"
+        );
+        let deadline = Instant::now() + self.wait.get();
+        while !matches!(self.eval(&check), Ok(Value::Bool(true))) {
+            if Instant::now() > deadline {
+                panic!(
+                    "browser: gave up after {}s waiting for {what}; the page is {}",
+                    self.wait.get().as_secs_f32(),
+                    self.tab.get_url()
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Evaluates `expr` in the page and returns its value.
+    fn eval(&self, expr: &str) -> Result<Value, EvalError> {
         let out = self
             .tab
             .call_method(Runtime::Evaluate {
@@ -326,37 +420,30 @@ impl Tab<'_> {
                 unique_context_id: None,
                 serialization_options: None,
             })
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| EvalError::Transport(format!("{e:#}")))?;
         if let Some(ex) = out.exception_details {
             let detail = ex
                 .exception
                 .and_then(|o| o.description)
                 .unwrap_or(ex.text);
-            return Err(format!("script error: {detail}"));
+            return Err(EvalError::Script(detail));
         }
         Ok(out.result.value.unwrap_or(Value::Null))
     }
 
-    /// Polls `done` until it holds; panics after [`WAIT`] naming `what` and `target`.
-    fn wait_until(&self, what: &str, target: &str, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + WAIT;
-        while !done() {
-            if Instant::now() > deadline {
-                panic!(
-                    "browser: gave up after {}s waiting for {what} ({target}); the page is {}",
-                    WAIT.as_secs(),
-                    self.tab.get_url()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-
     fn fail(&self, action: &str, css: &str, error: impl std::fmt::Display) -> ! {
-        // Not current_url(): the page may be what failed. The tab's last known URL is enough.
+        // The tab's last known URL, not current_url(): the page may be what failed.
         panic!(
-            "browser: cannot {action} `{css}` on {}: {error:#}",
+            "browser: cannot {action} `{css}` on {}: {error}",
             self.tab.get_url()
         )
+    }
+}
+
+/// A JSON string without its quotes, for messages.
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
