@@ -221,7 +221,8 @@ impl Tab<'_> {
     /// Replaces the value of the input or textarea at `css` by `text`, entered as text input
     /// (the page sees `input` events as when a user types).
     pub fn fill(&self, css: &str, text: &str) -> &Self {
-        let focus = "(() => { el.focus(); el.value = ''; return el === document.activeElement; })()";
+        let focus =
+            "(() => { el.focus(); el.value = ''; return el === document.activeElement; })()";
         if self.on_element(css, "fill", focus) != Value::Bool(true) {
             self.fail("fill", css, "the element does not take the keyboard focus");
         }
@@ -382,9 +383,8 @@ impl Tab<'_> {
 
     /// Waits until a document without `token` has finished loading.
     fn wait_for_new_document(&self, token: u64, what: &str) {
-        let check = format!(
-            "window.__testkitPage !== {token} && document.readyState === 'complete'"
-        );
+        let check =
+            format!("window.__testkitPage !== {token} && document.readyState === 'complete'");
         let deadline = Instant::now() + self.wait.get();
         while !matches!(self.eval(&check), Ok(Value::Bool(true))) {
             if Instant::now() > deadline {
@@ -422,10 +422,7 @@ impl Tab<'_> {
             })
             .map_err(|e| EvalError::Transport(format!("{e:#}")))?;
         if let Some(ex) = out.exception_details {
-            let detail = ex
-                .exception
-                .and_then(|o| o.description)
-                .unwrap_or(ex.text);
+            let detail = ex.exception.and_then(|o| o.description).unwrap_or(ex.text);
             return Err(EvalError::Script(detail));
         }
         Ok(out.result.value.unwrap_or(Value::Null))

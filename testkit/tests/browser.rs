@@ -185,10 +185,12 @@ async fn decide(
         "deny" => "denied",
         _ => return (StatusCode::BAD_REQUEST, "unknown decision").into_response(),
     };
-    decisions
-        .lock()
-        .expect("decisions")
-        .push((user.clone(), request.clone(), decision.clone(), reason.clone()));
+    decisions.lock().expect("decisions").push((
+        user.clone(),
+        request.clone(),
+        decision.clone(),
+        reason.clone(),
+    ));
     let body = format!(
         "<p id=status>{} {done} request {} (form for {})</p><p id=reason>{}</p>",
         esc(&user),
