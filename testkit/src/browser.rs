@@ -21,8 +21,7 @@ use tempfile::TempDir;
 use crate::tools::Tools;
 
 /// How long an element, a page load or a navigation may take before the test fails by default:
-/// generous,
-/// because CI machines are shared; only a broken page ever waits this long.
+/// generous, because CI machines are shared; only a broken page ever waits this long.
 const WAIT: Duration = Duration::from_secs(30);
 /// Between two checks of a page that is not ready yet (each check is a DevTools round trip).
 const POLL: Duration = Duration::from_millis(25);
@@ -442,5 +441,21 @@ fn plain(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_name_part;
+
+    #[test]
+    fn test_names_become_one_path_component() {
+        assert_eq!(
+            file_name_part("suite::browser::login"),
+            "suite__browser__login"
+        );
+        assert_eq!(file_name_part("../etc/passwd"), "_etc_passwd");
+        assert_eq!(file_name_part(".."), "unnamed");
+        assert_eq!(file_name_part("request-42.v2"), "request-42.v2");
     }
 }
