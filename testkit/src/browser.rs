@@ -32,10 +32,34 @@ const WINDOW: (u32, u32) = (1280, 900);
 
 /// A headless Chromium with a private profile; killed (and the profile removed) on drop.
 pub struct Browser {
-    // Field order is drop order: Chromium is killed before its profile folder is removed.
-    chrome: headless_chrome::Browser,
+    /// `None` only while dropping (see the `Drop` impl).
+    chrome: Option<headless_chrome::Browser>,
     output_dir: PathBuf,
-    _profile: TempDir,
+    profile: TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Dropping headless_chrome's browser kills and reaps the main process; its helper
+        // processes (zygote, renderers) exit moments later and may still write to the profile
+        // meanwhile, which makes a single removal fail with "directory not empty".
+        drop(self.chrome.take());
+        let path = self.profile.path();
+        let mut result = std::fs::remove_dir_all(path);
+        for _ in 0..50 {
+            if result.is_ok() || !path.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            result = std::fs::remove_dir_all(path);
+        }
+        if let Err(e) = result {
+            eprintln!(
+                "warning: cannot remove Chromium's profile {}: {e}",
+                path.display()
+            );
+        }
+    }
 }
 
 /// A cookie as the browser stores it (including HttpOnly ones that page scripts cannot see).
@@ -116,9 +140,9 @@ impl Browser {
             chrome.get_process_id()
         );
         Browser {
-            chrome,
+            chrome: Some(chrome),
             output_dir: output_dir_for(test_name),
-            _profile: profile,
+            profile,
         }
     }
 
@@ -126,6 +150,8 @@ impl Browser {
     pub fn new_tab(&self) -> Tab<'_> {
         let tab = self
             .chrome
+            .as_ref()
+            .expect("Chromium runs until the Browser is dropped")
             .new_tab()
             .unwrap_or_else(|e| panic!("Chromium: cannot open a tab: {e:#}"));
         tab.set_default_timeout(WAIT);
@@ -134,6 +160,11 @@ impl Browser {
             browser: self,
             wait: Cell::new(WAIT),
         }
+    }
+
+    /// The temporary folder holding Chromium's profile and HOME; removed on drop.
+    pub fn profile_dir(&self) -> &Path {
+        self.profile.path()
     }
 
     /// Where [`Tab::screenshot`] writes: `$SIGBRIDGE_TEST_OUTPUT_DIR/<test-name>/` (relative

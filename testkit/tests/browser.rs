@@ -363,3 +363,28 @@ fn failures_name_the_selector_and_the_page() {
     // The tab still works afterwards.
     assert_eq!(tab.text("h1"), "Sign in");
 }
+
+#[test]
+fn dropping_the_browser_removes_its_profile() {
+    let app = App::start();
+    // Several rounds: Chromium's helper processes outliving the main one made the removal
+    // fail only now and then.
+    for round in 0..6 {
+        let browser = Browser::launch();
+        let profile = browser.profile_dir().to_path_buf();
+        {
+            let tab = browser.new_tab();
+            tab.goto(&app.url("/login"))
+                .fill("#login input[name=name]", "alice")
+                .fill("#login input[name=password]", PASSWORD)
+                .click_and_wait("#login button[type=submit]");
+        }
+        assert!(profile.join("profile").is_dir(), "{}", profile.display());
+        drop(browser);
+        assert!(
+            !profile.exists(),
+            "round {round}: {} is left behind",
+            profile.display()
+        );
+    }
+}
