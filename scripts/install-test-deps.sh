@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian 12 machine (run as root):
 #   - docker-registry (CNCF distribution 2.8), softhsm2 + opensc, apache2-utils, openssl
+#   - Debian's chromium (headless, for the web-page tests) and fonts-dejavu-core (so that
+#     screenshots show text)
 #   - cosign 2.5 and skopeo 1.18 from Debian 13 (trixie), and cosign 3.1.1 and oras 1.3.3 from
 #     Debian unstable (sid), into a private folder, without touching the system's apt sources (Debian 12's
 #     skopeo has sigstore patched out).
@@ -19,6 +21,9 @@ for pair in docker-registry:docker-registry softhsm2-util:softhsm2 pkcs11-tool:o
   bin="${pair%%:*}"; pkg="${pair##*:}"
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# testkit starts the program itself, not the /usr/bin/chromium launcher script.
+[ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" debian-archive-keyring ca-certificates >/dev/null

@@ -4,10 +4,12 @@
 //!
 //! It deliberately does not depend on the `sigbridge` crate, so a bug there cannot hide in the
 //! harness. [`OciRegistry`] is an in-process registry with the OCI 1.1 referrers API, which no
-//! registry that runs locally has. Every server binds 127.0.0.1 only and is stopped on drop; a
+//! registry that runs locally has. [`Browser`] drives Debian's headless Chromium for the web
+//! pages of `sigbridge serve`. Every server binds 127.0.0.1 only and is stopped on drop; a
 //! missing tool panics with the command that installs it (tests never skip silently).
 
 mod background;
+mod browser;
 pub mod certs;
 mod cosign;
 mod http;
@@ -20,6 +22,7 @@ mod softhsm;
 mod token;
 mod tools;
 
+pub use browser::{Browser, BrowserCookie, Tab};
 pub use cosign::{
     cosign_attach_signature, cosign_for, cosign_generate, cosign_generate_key_pair, cosign_sign,
     cosign_verify,

@@ -46,6 +46,19 @@ impl Tools {
         require(PathBuf::from("/usr/bin/htpasswd"))
     }
 
+    /// Debian's Chromium (package `chromium`), and the DejaVu fonts (`fonts-dejavu-core`) so that
+    /// screenshots show text.
+    ///
+    /// The program itself, not the `/usr/bin/chromium` launcher: that shell script adds desktop
+    /// flags and sources `/etc/chromium.d/*` (whose /dev/shm check prints shell errors on some
+    /// machines); [`crate::Browser`] passes every flag it needs.
+    pub fn chromium() -> PathBuf {
+        require(PathBuf::from(
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        ));
+        require(PathBuf::from("/usr/lib/chromium/chromium"))
+    }
+
     /// The cosign 2.5 binary from trixie.
     pub fn cosign_path() -> PathBuf {
         require(Self::trixie_root().join("usr/bin/cosign"))
