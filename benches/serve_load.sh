@@ -72,7 +72,8 @@ for run in $(seq "$RUNS"); do
     printf '[[policies]]\nproject = "load"\nslug = "release"\nsigner = "service.pem"\n'
     printf 'approvals_required = 1\nsubmitters = [%s]\napprovers = ["approver"]\n' "$(IFS=,; echo "${names[*]}")"
   } > "$RUN/serve.toml"
-  SIGBRIDGE_LOG=sigbridge_serve=info "$SB" serve --config "$RUN/serve.toml" > "$RUN/serve.out" 2> "$RUN/serve.log" &
+  # The signer (a key file) is opened relative to the working directory.
+  (cd "$RUN" && SIGBRIDGE_LOG=sigbridge_serve=info exec "$SB" serve --config serve.toml) > "$RUN/serve.out" 2> "$RUN/serve.log" &
   SERVE_PID=$!
   for _ in $(seq 100); do grep -q '^listening on ' "$RUN/serve.out" 2>/dev/null && break; sleep 0.1; done
   ADDR="$(sed -n 's#^listening on http://##p' "$RUN/serve.out")"

@@ -112,7 +112,7 @@ async fn approve(
             .body("{}")
             .send()
             .await
-            .map_err(|e| format!("approve: {e}"))?;
+            .map_err(|e| format!("approve: {}", sigbridge_signer::error_chain(&e)))?;
         let code = resp.status().as_u16();
         if code == 429 {
             let wait = resp
