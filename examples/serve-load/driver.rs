@@ -98,13 +98,11 @@ fn client(uri: &str, token: &str) -> Result<SignPathClient, String> {
     SignPathClient::new(config, RetryPolicy::default()).map_err(|e| e.to_string())
 }
 
-/// `POST …/SigningRequests/{id}/Approve`, honouring 429 `Retry-After` (a few times).
-async fn approve(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-) -> Result<(), String> {
-    for _ in 0..20 {
+/// `POST …/SigningRequests/{id}/Approve`, waiting out 429 `Retry-After` for up to 10 minutes
+/// (one approver approving every request is what a rate limit refuses first).
+async fn approve(http: &reqwest::Client, url: &str, token: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline {
         let resp = http
             .post(url)
             .bearer_auth(token)
@@ -130,7 +128,7 @@ async fn approve(
         }
         return Ok(());
     }
-    Err("approve: still rate-limited after 20 tries".into())
+    Err("approve: still rate-limited after 10 minutes".into())
 }
 
 /// Poll until final (backing off from 50 ms to 500 ms), then download and verify.
@@ -182,9 +180,12 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, String> {
         .collect::<Result<_, _>>()?;
     let artifacts: Vec<Arc<Artifact>> = (0..opts.requests)
         .map(|n| {
-            let payloads: Vec<Vec<u8>> =
-                (0..opts.payloads_per_request).map(|k| payload(n, k)).collect();
-            build_artifact(&payloads).map(Arc::new).map_err(|e| e.to_string())
+            let payloads: Vec<Vec<u8>> = (0..opts.payloads_per_request)
+                .map(|k| payload(n, k))
+                .collect();
+            build_artifact(&payloads)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
         })
         .collect::<Result<_, _>>()?;
     let key = Arc::new(opts.public_key);
@@ -215,7 +216,9 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, String> {
                 submitted.push((n, id));
             }
             Ok((Err(e), _)) => report.failures.push(format!("submit {n}: {e}")),
-            Err(e) => report.failures.push(format!("submit {n}: task failed: {e}")),
+            Err(e) => report
+                .failures
+                .push(format!("submit {n}: task failed: {e}")),
         }
     }
     report.submit_wall = start.elapsed();
@@ -240,7 +243,9 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, String> {
         match task.await {
             Ok(Ok(())) => approved.push((n, id)),
             Ok(Err(e)) => report.failures.push(format!("request {n} ({id}): {e}")),
-            Err(e) => report.failures.push(format!("request {n}: task failed: {e}")),
+            Err(e) => report
+                .failures
+                .push(format!("request {n}: task failed: {e}")),
         }
     }
     report.approve_wall = start.elapsed();
@@ -262,7 +267,9 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, String> {
                 report.signatures_verified += sigs;
             }
             Ok(Err(e)) => report.failures.push(format!("request {n} ({id}): {e}")),
-            Err(e) => report.failures.push(format!("request {n}: task failed: {e}")),
+            Err(e) => report
+                .failures
+                .push(format!("request {n}: task failed: {e}")),
         }
     }
     report.complete_wall = start.elapsed();
@@ -271,8 +278,9 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport, String> {
 
 /// `(requests, completed)` rows in the service's database (read while it runs: WAL).
 pub fn store_counts(db: &std::path::Path) -> Result<(u64, u64), String> {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
     conn.query_row(
         "SELECT COUNT(*), COALESCE(SUM(status = 'Completed'), 0) FROM requests",
         [],

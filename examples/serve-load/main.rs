@@ -46,7 +46,11 @@ fn real_main() -> Result<bool, String> {
             "--db" => db = Some(PathBuf::from(value()?)),
             "--requests" => requests = value()?.parse().map_err(|e| format!("--requests: {e}"))?,
             "--payloads" => payloads = value()?.parse().map_err(|e| format!("--payloads: {e}"))?,
-            other => return Err(format!("unknown argument {other:?}; see the top of examples/serve-load/main.rs")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; see the top of examples/serve-load/main.rs"
+                ))
+            }
         }
     }
     let missing = |what: &str| format!("{what} is required");
@@ -59,10 +63,9 @@ fn real_main() -> Result<bool, String> {
     let approver_token = read(&approver.ok_or_else(|| missing("--approver-token"))?)?
         .trim()
         .to_string();
-    let public_key = sigbridge_signer::PublicKey::from_pem(&read(
-        &key.ok_or_else(|| missing("--public-key"))?,
-    )?)
-    .map_err(|e| format!("--public-key: {e}"))?;
+    let public_key =
+        sigbridge_signer::PublicKey::from_pem(&read(&key.ok_or_else(|| missing("--public-key"))?)?)
+            .map_err(|e| format!("--public-key: {e}"))?;
     let opts = driver::LoadOptions {
         signer_uri: signer.ok_or_else(|| missing("--signer"))?,
         submitter_tokens: tokens,

@@ -187,5 +187,10 @@ fn the_policy_certificate_is_served_as_der_the_client_uses_it_and_a_certificate_
         .unwrap();
     assert!(export.status.success(), "{}", export.describe());
     let submits = export.stdout_str().matches("\"action\":\"submit\"").count();
-    assert_eq!(submits, 1, "the refused client submitted:\n{}", export.stdout_str());
+    assert_eq!(
+        submits,
+        1,
+        "the refused client submitted:\n{}",
+        export.stdout_str()
+    );
 }

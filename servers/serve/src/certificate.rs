@@ -96,9 +96,13 @@ pub fn load(
         path: path.into(),
         reason,
     };
-    let block = sigbridge_signer::pem::decode_first(&bytes).map_err(|e| malformed(e.to_string()))?;
+    let block =
+        sigbridge_signer::pem::decode_first(&bytes).map_err(|e| malformed(e.to_string()))?;
     if block.label() != "CERTIFICATE" {
-        return Err(malformed(format!("its first PEM block is {:?}", block.label())));
+        return Err(malformed(format!(
+            "its first PEM block is {:?}",
+            block.label()
+        )));
     }
     let der = block.contents().to_vec();
     let cert = x509_cert::Certificate::from_der(&der).map_err(|e| malformed(e.to_string()))?;
@@ -107,8 +111,8 @@ pub fn load(
         .subject_public_key_info
         .to_der()
         .map_err(|e| malformed(e.to_string()))?;
-    let cert_key = PublicKey::from_spki_der(&spki)
-        .map_err(|e| malformed(format!("its public key: {e}")))?;
+    let cert_key =
+        PublicKey::from_spki_der(&spki).map_err(|e| malformed(format!("its public key: {e}")))?;
     if &cert_key != key {
         return Err(CertificateError::OtherKey {
             policy: policy.into(),
@@ -149,7 +153,10 @@ mod tests {
         let (other, _) = key_pair();
         std::fs::write(&path, cert_pem(&other)).unwrap();
         let e = load("p/s", "k.pem", &path, &key).unwrap_err().to_string();
-        assert!(e.contains("policy p/s") && e.contains("for another key"), "{e}");
+        assert!(
+            e.contains("policy p/s") && e.contains("for another key"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -159,11 +166,21 @@ mod tests {
         let path = dir.path().join("policy.pem");
         std::fs::write(&path, key.to_pem()).unwrap();
         let e = load("p/s", "k.pem", &path, &key).unwrap_err().to_string();
-        assert!(e.contains("not a PEM X.509 certificate") && e.contains("PUBLIC KEY"), "{e}");
+        assert!(
+            e.contains("not a PEM X.509 certificate") && e.contains("PUBLIC KEY"),
+            "{e}"
+        );
 
-        std::fs::write(&path, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         let e = load("p/s", "k.pem", &path, &key).unwrap_err().to_string();
-        assert!(e.contains("policy p/s") && e.contains("not a PEM X.509 certificate"), "{e}");
+        assert!(
+            e.contains("policy p/s") && e.contains("not a PEM X.509 certificate"),
+            "{e}"
+        );
 
         std::fs::write(&path, vec![b'A'; MAX_CERTIFICATE_BYTES as usize + 1]).unwrap();
         let e = load("p/s", "k.pem", &path, &key).unwrap_err().to_string();

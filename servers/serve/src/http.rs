@@ -595,7 +595,11 @@ async fn policy_certificate(
     };
     let key = crate::policy_key(&policy.project, &policy.slug);
     if let Some(der) = service.certificates.get(&key) {
-        return ([(header::CONTENT_TYPE, "application/pkix-cert")], der.clone()).into_response();
+        return (
+            [(header::CONTENT_TYPE, "application/pkix-cert")],
+            der.clone(),
+        )
+            .into_response();
     }
     let Some(signer) = service.signers.get(&key) else {
         return not_found();

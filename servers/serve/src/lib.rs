@@ -273,13 +273,15 @@ async fn load_certificates(
         let signer = signers
             .get(&key)
             .ok_or_else(|| ServeError::MissingSigner(name.clone()))?;
-        let public = signer.public_key().await.map_err(|e| {
-            certificate::CertificateError::SignerKey {
-                policy: name.clone(),
-                signer: p.signer.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let public =
+            signer
+                .public_key()
+                .await
+                .map_err(|e| certificate::CertificateError::SignerKey {
+                    policy: name.clone(),
+                    signer: p.signer.clone(),
+                    reason: e.to_string(),
+                })?;
         out.insert(key, certificate::load(&name, &p.signer, path, &public)?);
     }
     Ok(out)

@@ -551,9 +551,15 @@ mod tests {
                         .unwrap()
                 };
                 for (sql, p) in [
-                    (EXPIRE_DUE_SQL, &[&status::WAITING as &dyn rusqlite::ToSql, &0i64][..]),
+                    (
+                        EXPIRE_DUE_SQL,
+                        &[&status::WAITING as &dyn rusqlite::ToSql, &0i64][..],
+                    ),
                     (WAITING_SQL, &[&status::WAITING as &dyn rusqlite::ToSql][..]),
-                    (IN_PROGRESS_SQL, &[&status::IN_PROGRESS as &dyn rusqlite::ToSql][..]),
+                    (
+                        IN_PROGRESS_SQL,
+                        &[&status::IN_PROGRESS as &dyn rusqlite::ToSql][..],
+                    ),
                 ] {
                     let steps = plan(sql, p);
                     assert!(
