@@ -31,6 +31,8 @@ mod e2e_pkcs11;
 mod e2e_referrers_api;
 mod e2e_registry_modes;
 mod e2e_serve;
+mod e2e_serve_certificate;
+mod e2e_serve_load;
 mod e2e_signatures;
 mod e2e_signpath;
 mod e2e_signpath_bundle;

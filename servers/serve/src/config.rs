@@ -189,6 +189,12 @@ pub struct Policy {
     /// Identities (or `group:NAME`) that may approve or deny.
     #[serde(default)]
     pub approvers: Vec<String>,
+    /// A PEM X.509 certificate issued for `signer`'s key, served at the policy's
+    /// `…/Certificate/X509Certificate` route (relative to this file). Checked at start-up
+    /// against the signer's key ([`crate::certificate`]); without it the route serves the
+    /// public key.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
 }
 
 fn one() -> u32 {
@@ -196,8 +202,8 @@ fn one() -> u32 {
 }
 
 impl ServeConfig {
-    /// Read and check `path`; relative `database`, `tls_cert` and `tls_key` paths become
-    /// relative to its directory.
+    /// Read and check `path`; relative `database`, `tls_cert`, `tls_key` and policy
+    /// `certificate` paths become relative to its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -214,6 +220,7 @@ impl ServeConfig {
                 config.tls_key.as_mut(),
             ]
             .into_iter()
+            .chain(config.policies.iter_mut().map(|p| p.certificate.as_mut()))
             .flatten()
             {
                 if p.is_relative() {

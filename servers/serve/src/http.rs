@@ -49,7 +49,7 @@ pub(crate) fn router(service: Arc<Service>) -> Router {
         .route("/{org}/SigningRequests/{id}/Deny", post(deny))
         .route(
             "/{org}/Projects/{project}/SigningPolicies/{slug}/Certificate/X509Certificate",
-            get(policy_key_pem),
+            get(policy_certificate),
         );
     let api = Router::new()
         .nest("/v1", v1)
@@ -555,10 +555,11 @@ async fn deny(
 
 /// The policy's verification key for clients that fetch it instead of configuring it
 /// (sigbridge's SignPath client: `…/Projects/{p}/SigningPolicies/{s}/Certificate/X509Certificate`).
-/// The service holds keys, not certificates, so this is the public key as PEM
-/// (`BEGIN PUBLIC KEY`), which sigbridge accepts there; a client that insists on an X.509
-/// certificate needs one issued for the key elsewhere.
-async fn policy_key_pem(
+/// With `certificate` set for the policy this is that X.509 certificate as DER, as SignPath
+/// serves it; without, the service has only the key, so it serves the public key as PEM
+/// (`BEGIN PUBLIC KEY`), which sigbridge accepts there but a client that insists on a
+/// certificate does not.
+async fn policy_certificate(
     State(service): St,
     Extension(caller): Extension<Caller>,
     Path((org, project, slug)): Path<(String, String, String)>,
@@ -578,10 +579,15 @@ async fn policy_key_pem(
     }) else {
         return not_found();
     };
-    let Some(signer) = service
-        .signers
-        .get(&crate::policy_key(&policy.project, &policy.slug))
-    else {
+    let key = crate::policy_key(&policy.project, &policy.slug);
+    if let Some(der) = service.certificates.get(&key) {
+        return (
+            [(header::CONTENT_TYPE, "application/pkix-cert")],
+            der.clone(),
+        )
+            .into_response();
+    }
+    let Some(signer) = service.signers.get(&key) else {
         return not_found();
     };
     match signer.public_key().await {

@@ -17,6 +17,7 @@
 
 pub mod artifact;
 pub mod audit;
+pub mod certificate;
 pub mod config;
 mod decide;
 mod http;
@@ -52,6 +53,9 @@ pub enum ServeError {
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// A policy's certificate is unusable.
+    #[error(transparent)]
+    Certificate(#[from] certificate::CertificateError),
     /// A policy has no signer.
     #[error("no signer was opened for policy {0}")]
     MissingSigner(String),
@@ -93,6 +97,8 @@ pub(crate) struct Service {
     pub(crate) expire_after: Duration,
     pub(crate) rate: rate::RateLimiter,
     pub(crate) web: web::WebState,
+    /// DER of each policy's configured certificate, by [`policy_key`].
+    pub(crate) certificates: BTreeMap<String, Vec<u8>>,
 }
 
 impl Service {
@@ -216,6 +222,7 @@ pub async fn serve(
             )));
         }
     }
+    let certificates = load_certificates(&config, &signers).await?;
     let store = open_store(&config.database)?;
     let expire_after = config.expire_after()?;
     let rate = rate::RateLimiter::new(config.max_requests_per_minute);
@@ -227,6 +234,7 @@ pub async fn serve(
         expire_after,
         rate,
         web,
+        certificates,
     });
     for id in service.store.in_progress()? {
         tokio::spawn(service.clone().process(id));
@@ -257,6 +265,33 @@ pub async fn serve(
     .map_err(|source| ServeError::Io { addr, source });
     sweeper.abort();
     result
+}
+
+/// Each policy's `certificate`, checked against its signer's key.
+async fn load_certificates(
+    config: &ServeConfig,
+    signers: &Signers,
+) -> Result<BTreeMap<String, Vec<u8>>, ServeError> {
+    let mut out = BTreeMap::new();
+    for p in &config.policies {
+        let Some(path) = &p.certificate else { continue };
+        let name = format!("{}/{}", p.project, p.slug);
+        let key = policy_key(&p.project, &p.slug);
+        let signer = signers
+            .get(&key)
+            .ok_or_else(|| ServeError::MissingSigner(name.clone()))?;
+        let public =
+            signer
+                .public_key()
+                .await
+                .map_err(|e| certificate::CertificateError::SignerKey {
+                    policy: name.clone(),
+                    signer: p.signer.clone(),
+                    reason: e.to_string(),
+                })?;
+        out.insert(key, certificate::load(&name, &p.signer, path, &public)?);
+    }
+    Ok(out)
 }
 
 async fn expire_periodically(service: Arc<Service>) {

@@ -133,6 +133,10 @@ CREATE TABLE IF NOT EXISTS requests (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
+-- Every API call looks for due requests and the list reads the waiting ones; without this the
+-- table (uploaded and signed artifacts included) is scanned each time, slower with every request
+-- ever stored. Existing databases get it at the next start.
+CREATE INDEX IF NOT EXISTS requests_by_status ON requests (status, expires_at);
 CREATE TABLE IF NOT EXISTS approvals (
     request_id TEXT NOT NULL REFERENCES requests(id),
     approver TEXT NOT NULL,
@@ -164,6 +168,13 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 ";
+
+/// Waiting requests, oldest first.
+const WAITING_SQL: &str = "SELECT id FROM requests WHERE status = ?1 ORDER BY created_at, id";
+/// Approved requests not yet signed.
+const IN_PROGRESS_SQL: &str = "SELECT id FROM requests WHERE status = ?1 ORDER BY created_at";
+/// Requests of status ?1 whose deadline ?2 has come (run on every API call).
+const EXPIRE_DUE_SQL: &str = "SELECT id FROM requests WHERE status = ?1 AND expires_at <= ?2";
 
 impl Store {
     /// Open (creating when missing) the database at `path`.
@@ -216,7 +227,7 @@ impl Store {
     pub fn waiting(&self) -> Result<Vec<RequestRow>, StoreError> {
         self.with(|c| {
             let ids: Vec<String> = c
-                .prepare("SELECT id FROM requests WHERE status = ?1 ORDER BY created_at, id")?
+                .prepare(WAITING_SQL)?
                 .query_map([status::WAITING], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             ids.iter().map(|id| get_row(c, id)).collect()
@@ -267,7 +278,7 @@ impl Store {
     pub fn in_progress(&self) -> Result<Vec<String>, StoreError> {
         self.with(|c| {
             let ids = c
-                .prepare("SELECT id FROM requests WHERE status = ?1 ORDER BY created_at")?
+                .prepare(IN_PROGRESS_SQL)?
                 .query_map([status::IN_PROGRESS], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             Ok(ids)
@@ -443,7 +454,7 @@ impl Store {
 
 fn expire_in(tx: &Transaction<'_>, now: i64) -> Result<usize, StoreError> {
     let due: Vec<String> = tx
-        .prepare("SELECT id FROM requests WHERE status = ?1 AND expires_at <= ?2")?
+        .prepare(EXPIRE_DUE_SQL)?
         .query_map(params![status::WAITING, now], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for id in &due {
@@ -569,6 +580,45 @@ mod tests {
         store.insert(&new("r1", 10, 20)).unwrap();
         let e = store.approve("r1", "alice", 1, 20).unwrap_err().to_string();
         assert!(e.contains("Canceled (not approved in time)"), "{e}");
+    }
+
+    /// Every API call looks for due requests: a scan of the table (artifacts included) would
+    /// make each call slower with every request ever stored, under the one connection lock.
+    #[test]
+    fn due_waiting_and_in_progress_requests_are_found_through_an_index_not_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        store
+            .with(|c| {
+                let plan = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Vec<String> {
+                    c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                        .unwrap()
+                        .query_map(p, |r| r.get::<_, String>(3))
+                        .unwrap()
+                        .collect::<Result<_, _>>()
+                        .unwrap()
+                };
+                for (sql, p) in [
+                    (
+                        EXPIRE_DUE_SQL,
+                        &[&status::WAITING as &dyn rusqlite::ToSql, &0i64][..],
+                    ),
+                    (WAITING_SQL, &[&status::WAITING as &dyn rusqlite::ToSql][..]),
+                    (
+                        IN_PROGRESS_SQL,
+                        &[&status::IN_PROGRESS as &dyn rusqlite::ToSql][..],
+                    ),
+                ] {
+                    let steps = plan(sql, p);
+                    assert!(
+                        steps.iter().any(|s| s.contains("USING INDEX"))
+                            && !steps.iter().any(|s| s.starts_with("SCAN requests")),
+                        "{sql}: {steps:?}"
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]
