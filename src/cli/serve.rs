@@ -126,6 +126,9 @@ async fn serve(config: &ServeConfig, log_format: LogFormat) -> anyhow::Result<Ex
         sigbridge_signer::require_safe_for_remote_callers(signer.as_ref())?;
         signers.insert(policy_key(&p.project, &p.slug), Arc::from(signer));
     }
+    // Everything is checked and opened before the port is bound, so "listening on" means the
+    // service is ready.
+    let prepared = sigbridge_serve::prepare(config.clone(), signers).await?;
     let bound = sigbridge_serve::bind(config).await?;
     let addr = bound.local_addr()?;
     {
@@ -133,7 +136,7 @@ async fn serve(config: &ServeConfig, log_format: LogFormat) -> anyhow::Result<Ex
         writeln!(out, "listening on {}://{addr}", bound.scheme())?;
         out.flush()?;
     }
-    sigbridge_serve::serve(bound, config.clone(), signers, shutdown_signal()).await?;
+    sigbridge_serve::run(bound, prepared, shutdown_signal()).await?;
     Ok(ExitCode::Success)
 }
 

@@ -99,6 +99,12 @@ fn the_policy_certificate_is_served_as_der_the_client_uses_it_and_a_certificate_
         "{}",
         out.describe()
     );
+    // Checked before the port is bound: it never claimed to be listening.
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("listening on"),
+        "{}",
+        out.describe()
+    );
 
     let config = write_config(d, &hash.to_string(), "policy.crt");
     let mut child = sigbridge_bin()

@@ -206,14 +206,15 @@ pub async fn bind(config: &ServeConfig) -> Result<Bound, ServeError> {
     Ok(Bound { listener, tls })
 }
 
-/// Serve on `listener` until `shutdown` completes. Approved requests left unsigned by an
-/// earlier run are signed first.
-pub async fn serve(
-    bound: Bound,
-    config: ServeConfig,
-    signers: Signers,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
+/// A service whose configuration, signers, certificates, database and web settings have all
+/// been checked and opened: what [`run`] serves. Preparing before binding means every start-up
+/// error is reported before the service says it is listening.
+pub struct Prepared {
+    service: Arc<Service>,
+}
+
+/// Check and open everything `config` names (its signers given by the caller).
+pub async fn prepare(config: ServeConfig, signers: Signers) -> Result<Prepared, ServeError> {
     for p in &config.policies {
         if !signers.contains_key(&policy_key(&p.project, &p.slug)) {
             return Err(ServeError::MissingSigner(format!(
@@ -227,15 +228,37 @@ pub async fn serve(
     let expire_after = config.expire_after()?;
     let rate = rate::RateLimiter::new(config.max_requests_per_minute);
     let web = web::WebState::new(&config)?;
-    let service = Arc::new(Service {
-        config,
-        store,
-        signers,
-        expire_after,
-        rate,
-        web,
-        certificates,
-    });
+    Ok(Prepared {
+        service: Arc::new(Service {
+            config,
+            store,
+            signers,
+            expire_after,
+            rate,
+            web,
+            certificates,
+        }),
+    })
+}
+
+/// [`prepare`] and [`run`] in one step.
+pub async fn serve(
+    bound: Bound,
+    config: ServeConfig,
+    signers: Signers,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    run(bound, prepare(config, signers).await?, shutdown).await
+}
+
+/// Serve `prepared` on `bound` until `shutdown` completes: requests approved but not signed
+/// before a stop are signed first, and expired requests are swept periodically.
+pub async fn run(
+    bound: Bound,
+    prepared: Prepared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let service = prepared.service;
     for id in service.store.in_progress()? {
         tokio::spawn(service.clone().process(id));
     }
