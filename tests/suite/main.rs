@@ -12,6 +12,7 @@
 //! `tests/e2e_registry_hostile.rs` stays a binary of its own: it measures bytes and peak RSS.
 
 mod common;
+mod serve_support;
 mod sigstore_fixtures;
 mod support;
 
@@ -31,6 +32,7 @@ mod e2e_pkcs11;
 mod e2e_referrers_api;
 mod e2e_registry_modes;
 mod e2e_serve;
+mod e2e_serve_browser;
 mod e2e_serve_certificate;
 mod e2e_serve_load;
 mod e2e_signatures;

@@ -587,10 +587,23 @@ impl SignPathSigner {
         match &status.status {
             Status::Completed => {}
             Status::Denied => {
+                // The polling route carries only the status; sigbridge serve gives the
+                // approver's reason in the request's data. A service without it (SignPath) or a
+                // failed lookup only leaves the reason out.
+                let reason = match &status.reason {
+                    Some(r) => Some(r.clone()),
+                    None => self.client.get_request(id).await.ok().and_then(|s| s.reason),
+                };
+                // Debug quoting: the approver's text reaches CI logs with control characters
+                // escaped.
+                let reason = reason
+                    .filter(|r| !r.trim().is_empty())
+                    .map(|r| format!(" with the reason {r:?}"))
+                    .unwrap_or_default();
                 return Err(err(
                     SignerErrorKind::Rejected,
-                    format!("signing request {id} was denied by an approver{workflow}; nothing was attached"),
-                ))
+                    format!("signing request {id} was denied by an approver{workflow}{reason}; nothing was attached"),
+                ));
             }
             Status::Canceled => {
                 return Err(err(

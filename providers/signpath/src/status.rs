@@ -86,6 +86,8 @@ struct Wire {
     unsigned_artifact_link: Option<String>,
     #[serde(default)]
     web_link: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// What the client needs from a signing request's data.
@@ -113,6 +115,9 @@ pub struct RequestStatus {
     pub unsigned_artifact_link: Option<String>,
     /// `webLink`, if the service gives one.
     pub web_link: Option<String>,
+    /// `reason`: why an approver denied it (sigbridge serve gives it in the request's data;
+    /// SignPath's API has no such field).
+    pub reason: Option<String>,
 }
 
 fn ser_status<S: serde::Serializer>(s: &Status, ser: S) -> Result<S::Ok, S::Error> {
@@ -141,6 +146,7 @@ impl RequestStatus {
             signed_artifact_link: wire.signed_artifact_link,
             unsigned_artifact_link: wire.unsigned_artifact_link,
             web_link: wire.web_link,
+            reason: wire.reason,
         })
     }
 
@@ -206,6 +212,17 @@ mod tests {
         assert!(!s.is_final);
         let s = RequestStatus::from_json(br#"{"status":"Weird","isFinalStatus":true}"#).unwrap();
         assert!(s.is_final);
+    }
+
+    #[test]
+    fn a_denial_reason_is_read_when_given() {
+        let s = RequestStatus::from_json(
+            br#"{"status":"Denied","isFinalStatus":true,"reason":"not a release build"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.reason.as_deref(), Some("not a release build"));
+        let s = RequestStatus::from_json(br#"{"status":"Denied","reason":null}"#).unwrap();
+        assert_eq!(s.reason, None);
     }
 
     #[test]

@@ -168,9 +168,14 @@ pub(crate) fn request(
         body.push_str("</dl>");
     }
     body.push_str(&format!(
-        "<h3>To be signed ({} payloads)</h3><table id=\"payloads\"><thead><tr><th>Image</th>\
+        "<h3>To be signed ({} {})</h3><table id=\"payloads\"><thead><tr><th>Image</th>\
          <th>Annotations</th><th>Payload</th></tr></thead><tbody>",
-        payloads.len()
+        payloads.len(),
+        if payloads.len() == 1 {
+            "payload"
+        } else {
+            "payloads"
+        }
     ));
     for p in payloads {
         let images = if p.images.is_empty() {
@@ -225,4 +230,51 @@ pub(crate) fn request(
         Some((viewer.name, viewer.csrf)),
         &body,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> RequestRow {
+        RequestRow {
+            id: "r1".into(),
+            project: "p".into(),
+            policy: "s".into(),
+            submitter: "ci".into(),
+            submitted_from: "127.0.0.1:1".into(),
+            description: None,
+            parameters: "{}".into(),
+            artifact_name: "a.zip".into(),
+            status: status::WAITING.into(),
+            workflow_status: status::WAITING.into(),
+            reason: None,
+            created_at: 0,
+            expires_at: 0,
+            approvers: Vec::new(),
+        }
+    }
+
+    fn described(n: usize) -> Vec<Described> {
+        (0..n)
+            .map(|i| Described {
+                file: format!("payloads/{i}.json"),
+                sha256: "00".repeat(32),
+                kind: "cosign simple signing",
+                images: vec![format!("r{i}@sha256:{}", "11".repeat(32))],
+                annotations: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_payload_count_is_singular_for_one() {
+        let viewer = Viewer {
+            name: "alice",
+            csrf: "t",
+        };
+        let page = |n| request(&viewer, &row(), 1, &described(n), &[], &Decision::Both);
+        assert!(page(1).contains("To be signed (1 payload)"), "{}", page(1));
+        assert!(page(3).contains("To be signed (3 payloads)"), "{}", page(3));
+    }
 }
