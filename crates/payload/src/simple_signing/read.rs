@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use super::fold::go_fold;
+use crate::fold::go_fold;
 use super::scan::Scanner;
 use super::{shown, ParsedPayload, PayloadError};
 
