@@ -41,6 +41,7 @@ fn subject(digest: &str) -> String {
 struct Service {
     dir: tempfile::TempDir,
     token: String,
+    approver_token: String,
     base: String,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), sigbridge_serve::ServeError>>,
@@ -59,6 +60,7 @@ impl Service {
         );
         let dir = tempfile::tempdir().unwrap();
         let (token, hash) = sigbridge_serve::token::new_token();
+        let (approver_token, hash2) = sigbridge_serve::token::new_token();
         let config: PathBuf = dir.path().join("serve.toml");
         std::fs::write(
             &config,
@@ -79,8 +81,7 @@ signer = "unused: the test hands the signer over"
 approvals_required = 1
 submitters = ["ci"]
 approvers = ["alice"]
-"#,
-                hash2 = sigbridge_serve::token::new_token().1
+"#
             ),
         )
         .unwrap();
@@ -95,6 +96,7 @@ approvers = ["alice"]
         Self {
             dir,
             token,
+            approver_token,
             base,
             stop,
             task,
@@ -127,6 +129,10 @@ approvers = ["alice"]
             .unwrap();
         let status = r.status();
         (status, r.json().await.unwrap())
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.dir.path().join("state.db")).unwrap()
     }
 
     async fn stop(self) -> Store {
@@ -263,4 +269,61 @@ async fn ambiguous_or_foreign_payloads_are_refused_and_nothing_is_stored() {
         assert_eq!(detail["file"], *name, "{detail}");
     }
     assert_eq!(entries.iter().filter(|e| e.action == "submit").count(), 1);
+}
+
+/// An upload stored before submissions were checked (written straight into the database here)
+/// cannot be approved: the API answers 409 naming the file, and the request keeps waiting.
+#[tokio::test]
+async fn a_stored_upload_the_readers_refuse_cannot_be_approved() {
+    let service = Service::start().await;
+    let evil = format!(
+        r#"{{"critical":{},"Critical":{},"optional":null}}"#,
+        critical("registry.test/app", &good()),
+        critical("registry.test/evil", &evil())
+    );
+    let zip = sigbridge_serve::artifact::signed_zip(
+        &[("payload.json".to_string(), evil.into_bytes())],
+        &[],
+    )
+    .unwrap();
+    let id = "0b7c1f9e-2f4a-4c8e-9d3b-6a5e4f3c2b1a";
+    service
+        .store()
+        .insert(&sigbridge_serve::store::NewRequest {
+            id,
+            project: "p",
+            policy: "s",
+            submitter: "ci",
+            submitted_from: "127.0.0.1:1",
+            description: None,
+            parameters: "{}",
+            artifact_name: "payload.json.zip",
+            unsigned: &zip,
+            status: sigbridge_serve::store::status::WAITING,
+            now: 1,
+            expires_at: i64::MAX,
+            audit_detail: serde_json::json!({}),
+        })
+        .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/API/v1/{ORG}/SigningRequests/{id}/Approve",
+            service.base
+        ))
+        .bearer_auth(&service.approver_token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("\"payload.json\"") && message.contains("\"Critical\""),
+        "{message}"
+    );
+    let store = service.stop().await;
+    let row = store.get(id).unwrap();
+    assert_eq!(row.status, sigbridge_serve::store::status::WAITING);
+    assert!(row.approvers.is_empty(), "{:?}", row.approvers);
 }
