@@ -26,8 +26,8 @@ use crate::resolve::ResolvedImage;
 use crate::tlog::TlogEvidence;
 
 pub use sigbridge_payload::pae::encode as pae;
-pub use sigbridge_payload::statement::{IN_TOTO_PAYLOAD_TYPE, SIGN_PREDICATE_TYPE, STATEMENT_TYPE};
 use sigbridge_payload::statement::read_statement;
+pub use sigbridge_payload::statement::{IN_TOTO_PAYLOAD_TYPE, SIGN_PREDICATE_TYPE, STATEMENT_TYPE};
 
 /// The bundle media type cosign 3 writes (blob, layer and `artifactType`).
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";

@@ -119,7 +119,9 @@ pub enum Refused {
         found: String,
     },
     /// The image digest is not one cosign could match against an image.
-    #[error("{file:?} names the image digest {found:?}; expected sha256: and 64 lowercase hex digits")]
+    #[error(
+        "{file:?} names the image digest {found:?}; expected sha256: and 64 lowercase hex digits"
+    )]
     Digest {
         /// The file in the upload.
         file: String,
@@ -167,16 +169,20 @@ pub fn read_claim(name: &str, bytes: &[u8]) -> Result<Claim, Refused> {
     let file = || name.to_string();
     match kind_of(name).unwrap_or(PayloadKind::SimpleSigning) {
         PayloadKind::DssePae => {
-            let payload = read_signed_bytes(bytes)
-                .map_err(|source| Refused::Statement { file: file(), source })?;
+            let payload = read_signed_bytes(bytes).map_err(|source| Refused::Statement {
+                file: file(),
+                source,
+            })?;
             Ok(Claim {
                 kind: PayloadKind::DssePae,
                 payload,
             })
         }
         PayloadKind::SimpleSigning => {
-            let payload = ParsedPayload::parse(bytes)
-                .map_err(|source| Refused::SimpleSigning { file: file(), source })?;
+            let payload = ParsedPayload::parse(bytes).map_err(|source| Refused::SimpleSigning {
+                file: file(),
+                source,
+            })?;
             if payload.signature_type != COSIGN_SIGNATURE_TYPE {
                 return Err(Refused::SignatureType {
                     file: file(),
@@ -290,15 +296,39 @@ mod tests {
             r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"digest":{{"sha256":"{}"}}}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{{}}}}"#,
             "a".repeat(64)
         );
-        let pae = sigbridge_payload::pae::encode("application/vnd.in-toto+json", statement.as_bytes());
-        assert_eq!(read_claim("payload.pae", &pae).unwrap().kind, PayloadKind::DssePae);
+        let pae =
+            sigbridge_payload::pae::encode("application/vnd.in-toto+json", statement.as_bytes());
+        assert_eq!(
+            read_claim("payload.pae", &pae).unwrap().kind,
+            PayloadKind::DssePae
+        );
         // The wrong reader for the name, another payload type, an unmatchable digest: refused.
         for (name, bytes, says) in [
-            ("payload.json", pae.clone(), "not a cosign simple-signing payload"),
-            ("payload.pae", good.clone(), "not the DSSE pre-authentication encoding"),
-            ("payload.json", simple("cosign container signature", &digest), "critical.type"),
-            ("payload.json", simple(COSIGN_SIGNATURE_TYPE, "sha256:ab"), "image digest"),
-            ("payload.json", simple(COSIGN_SIGNATURE_TYPE, &digest.to_uppercase()), "image digest"),
+            (
+                "payload.json",
+                pae.clone(),
+                "not a cosign simple-signing payload",
+            ),
+            (
+                "payload.pae",
+                good.clone(),
+                "not the DSSE pre-authentication encoding",
+            ),
+            (
+                "payload.json",
+                simple("cosign container signature", &digest),
+                "critical.type",
+            ),
+            (
+                "payload.json",
+                simple(COSIGN_SIGNATURE_TYPE, "sha256:ab"),
+                "image digest",
+            ),
+            (
+                "payload.json",
+                simple(COSIGN_SIGNATURE_TYPE, &digest.to_uppercase()),
+                "image digest",
+            ),
         ] {
             let e = read_claim(name, &bytes).unwrap_err();
             assert_eq!(e.file(), name);

@@ -527,7 +527,11 @@ async fn approve(
         Ok(n) => n,
         Err(r) => return r,
     };
-    match service.store.unsigned(&row.id).map(|u| artifact::check_stored(&u)) {
+    match service
+        .store
+        .unsigned(&row.id)
+        .map(|u| artifact::check_stored(&u))
+    {
         Ok(Ok(())) => {}
         Ok(Err(why)) => return error(StatusCode::CONFLICT, why),
         Err(e) => return store_error(e),

@@ -67,7 +67,10 @@ fn signed_bytes_must_be_a_pae_of_an_in_toto_statement() {
     assert_eq!(claims.manifest_digest, format!("sha256:{}", "a".repeat(64)));
     assert_eq!(claims.signature_type, SIGN_PREDICATE_TYPE);
     let other_type = read_signed_bytes(&pae::encode("text/plain", statement.as_bytes()));
-    assert!(matches!(other_type, Err(StatementError::PayloadType { .. })));
+    assert!(matches!(
+        other_type,
+        Err(StatementError::PayloadType { .. })
+    ));
     assert!(matches!(
         read_signed_bytes(statement.as_bytes()),
         Err(StatementError::NotPae)

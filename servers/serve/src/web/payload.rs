@@ -70,7 +70,8 @@ pub(crate) fn describe(file: &str, bytes: &[u8]) -> Described {
         }
         PayloadKind::DssePae => {
             d.kind = "DSSE in-toto statement (cosign 3 bundle)";
-            d.annotations.push(("predicateType".into(), p.signature_type));
+            d.annotations
+                .push(("predicateType".into(), p.signature_type));
         }
     }
     d

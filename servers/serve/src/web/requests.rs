@@ -242,7 +242,11 @@ pub(crate) async fn approve(
         Ok(x) => x,
         Err(r) => return r,
     };
-    match service.store.unsigned(&row.id).map(|u| artifact::check_stored(&u)) {
+    match service
+        .store
+        .unsigned(&row.id)
+        .map(|u| artifact::check_stored(&u))
+    {
         Ok(Ok(())) => {}
         Ok(Err(why)) => return refuse(&user, StatusCode::CONFLICT, "Refused", &why),
         Err(e) => return store_refusal(&user, e),
