@@ -4,8 +4,9 @@
 //! cosign 3.1.1 builds it for a key, and read back as its verifier reads it (protojson for the
 //! bundle and statement), refusing anything two readers could read differently.
 
-mod pae;
-mod strict_json;
+// The readers (PAE, strict JSON, statement) live in `sigbridge-payload`, shared with
+// `sigbridge serve`'s approval page.
+use sigbridge_payload::{pae, strict_json};
 
 use std::collections::BTreeMap;
 
@@ -24,18 +25,14 @@ use crate::registry::manifest::Descriptor;
 use crate::resolve::ResolvedImage;
 use crate::tlog::TlogEvidence;
 
-pub use pae::encode as pae;
+pub use sigbridge_payload::pae::encode as pae;
+use sigbridge_payload::statement::read_statement;
+pub use sigbridge_payload::statement::{IN_TOTO_PAYLOAD_TYPE, SIGN_PREDICATE_TYPE, STATEMENT_TYPE};
 
 /// The bundle media type cosign 3 writes (blob, layer and `artifactType`).
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// The other spelling of v0.3 that sigstore-go accepts.
 const BUNDLE_MEDIA_TYPE_ALT: &str = "application/vnd.dev.sigstore.bundle+json;version=0.3";
-/// The DSSE payload type of an in-toto statement.
-pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
-/// The statement type cosign 3 writes.
-pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
-/// The predicate type of a cosign 3 image signature.
-pub const SIGN_PREDICATE_TYPE: &str = "https://sigstore.dev/cosign/sign/v1";
 /// Manifest annotation naming the bundle's content.
 pub const CONTENT_ANNOTATION: &str = "dev.sigstore.bundle.content";
 /// Manifest annotation naming the statement's predicate type.
@@ -113,16 +110,7 @@ pub fn signed_bytes(digest: &Digest, annotations: &BTreeMap<String, String>) -> 
 /// What the bytes a key signed in this format (a PAE from `generate --format bundle`) claim,
 /// read as `verify` reads a stored bundle; `attach` checks the digest before anything else.
 pub fn read_signed_bytes(signed: &[u8]) -> Result<ParsedPayload, String> {
-    let (payload_type, statement) = pae::decode(signed).ok_or_else(|| {
-        "not a DSSE pre-authentication encoding (\"DSSEv1 <len> <type> <len> <statement>\")"
-            .to_string()
-    })?;
-    if payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(format!(
-            "DSSE payload type is {payload_type:?}, not {IN_TOTO_PAYLOAD_TYPE:?}"
-        ));
-    }
-    read_statement(statement).map_err(|e| format!("statement {e}"))
+    sigbridge_payload::read_signed_bytes(signed).map_err(|e| e.to_string())
 }
 
 /// The DSSE payload (the statement) inside signed bytes that are a PAE.
@@ -277,60 +265,6 @@ impl SignatureFormat for SigstoreBundle {
             .ok_or_else(|| format!("{what}: signed bytes are not a DSSE PAE"))?;
         read_statement(statement).map_err(|e| format!("{what}: statement {e}"))
     }
-}
-
-/// What a cosign 3 signing statement claims. `docker_reference` is empty: the statement names
-/// no repository (cosign prints the verified reference there).
-fn read_statement(bytes: &[u8]) -> Result<ParsedPayload, String> {
-    let statement = strict_json::parse(bytes)?;
-    let kind = string_at(&statement, &["_type"]).unwrap_or_default();
-    if kind != STATEMENT_TYPE {
-        return Err(format!("_type is {kind:?}, not {STATEMENT_TYPE:?}"));
-    }
-    let predicate_type = string_at(&statement, &["predicateType"]).unwrap_or_default();
-    // cosign does not check it; an attestation of something else is not an approval to run.
-    if predicate_type != SIGN_PREDICATE_TYPE {
-        return Err(format!(
-            "predicateType is {predicate_type:?}, not {SIGN_PREDICATE_TYPE:?}"
-        ));
-    }
-    let subjects = match statement.get("subject") {
-        Some(Value::Array(list)) => list.as_slice(),
-        _ => &[],
-    };
-    let [subject] = subjects else {
-        return Err(format!(
-            "names {} subjects; exactly one (the image) is read",
-            subjects.len()
-        ));
-    };
-    let hex = string_at(subject, &["digest", "sha256"]).unwrap_or_default();
-    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(format!(
-            "subject sha256 digest {hex:?} is not 64 lowercase hex digits"
-        ));
-    }
-    let optional = match subject.get("annotations") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(map)) => Some(map.clone()),
-        Some(_) => return Err("subject annotations are not an object".to_string()),
-    };
-    let manifest_digest = format!("sha256:{hex}");
-    let json = json!({
-        "critical": {
-            "identity": {"docker-reference": ""},
-            "image": {"docker-manifest-digest": manifest_digest},
-            "type": predicate_type,
-        },
-        "optional": optional.clone().map(Value::Object).unwrap_or_else(|| json!({})),
-    });
-    Ok(ParsedPayload {
-        docker_reference: String::new(),
-        manifest_digest,
-        signature_type: predicate_type.to_string(),
-        optional,
-        json,
-    })
 }
 
 fn is_v03(media_type: &str) -> bool {

@@ -22,9 +22,9 @@ pub struct AuditEntry {
     pub at: i64,
     /// Identity name, or `service`.
     pub actor: String,
-    /// `submit`, `approve`, `deny`, `cancel`, `expire`, `sign`, `fail`, `download`; for the web
-    /// page `login`, `login-failed`, `login-refused` (rate limited) and `logout`, with an empty
-    /// `request_id`.
+    /// `submit`, `approve`, `deny`, `cancel`, `expire`, `sign`, `fail`, `download`; with an
+    /// empty `request_id`: `submit-refused` (a payload the strict readers refused) and, for the
+    /// web page, `login`, `login-failed`, `login-refused` (rate limited) and `logout`.
     pub action: String,
     /// The signing request.
     pub request_id: String,

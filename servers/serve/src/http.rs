@@ -292,6 +292,26 @@ async fn submit(
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    // What approvers are shown is what cosign will read: a file that is not an image signature
+    // payload, or that verifiers could read as naming different images, is never stored.
+    if let Err(refused) = artifact::read_claims(&files) {
+        let message = format!("{refused}; nothing was submitted: upload the payloads `sigbridge generate` (or `cosign generate`) writes");
+        let detail = json!({
+            "project": policy.project,
+            "policy": policy.slug,
+            "from": peer.to_string(),
+            "file": refused.file(),
+            "reason": refused.to_string(),
+        });
+        if let Err(e) = service
+            .store
+            .record_event(&caller.0, "submit-refused", &detail, now())
+        {
+            tracing::error!("cannot record a refused submission in the audit log: {e}");
+        }
+        tracing::warn!(identity = %caller.0, "refused a submission: {refused}");
+        return error(StatusCode::BAD_REQUEST, message);
+    }
     let id = new_id();
     let t = now();
     let ttl = i64::try_from(service.expire_after.as_secs()).unwrap_or(i64::MAX);
@@ -507,6 +527,15 @@ async fn approve(
         Ok(n) => n,
         Err(r) => return r,
     };
+    match service
+        .store
+        .unsigned(&row.id)
+        .map(|u| artifact::check_stored(&u))
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => return error(StatusCode::CONFLICT, why),
+        Err(e) => return store_error(e),
+    }
     match service.store.approve(&row.id, &caller.0, needed, now()) {
         Ok(ready) => {
             if ready {

@@ -179,6 +179,11 @@ pub(crate) async fn show(
             .unwrap_or_default();
     let decision = if row.status != status::WAITING {
         Decision::None(String::new())
+    } else if let Some(bad) = payloads.iter().find(|p| p.refused()) {
+        Decision::None(format!(
+            "{} is refused (see above), so this request cannot be approved; the submitter should cancel it and submit the payloads sigbridge generate writes.",
+            bad.file
+        ))
     } else {
         match may_decide(&service.config, &row, &user.name) {
             Err(r) => Decision::None(r.message),
@@ -237,6 +242,15 @@ pub(crate) async fn approve(
         Ok(x) => x,
         Err(r) => return r,
     };
+    match service
+        .store
+        .unsigned(&row.id)
+        .map(|u| artifact::check_stored(&u))
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => return refuse(&user, StatusCode::CONFLICT, "Refused", &why),
+        Err(e) => return store_refusal(&user, e),
+    }
     match service.store.approve(&row.id, &user.name, needed, now()) {
         Ok(ready) => {
             if ready {

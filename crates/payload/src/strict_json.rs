@@ -21,7 +21,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
 /// including `K` KELVIN SIGN and `ſ`).
 fn field_key(key: &str) -> String {
     let without_underscores: String = key.chars().filter(|c| *c != '_').collect();
-    crate::payload::fold::go_fold(&without_underscores)
+    crate::fold::go_fold(&without_underscores)
 }
 
 struct Strict(Value);

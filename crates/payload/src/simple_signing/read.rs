@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use super::fold::go_fold;
 use super::scan::Scanner;
 use super::{shown, ParsedPayload, PayloadError};
+use crate::fold::go_fold;
 
 /// How deep a value inside `optional` may nest. Go accepts up to its document limit, but these
 /// values are built (and later printed and dropped) recursively, so they stay well inside
