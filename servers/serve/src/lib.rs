@@ -125,6 +125,9 @@ impl Service {
             .ok_or_else(|| format!("policy {}/{} has no signer", row.project, row.policy))?;
         let unsigned = self.store.unsigned(id).map_err(|e| e.to_string())?;
         let files = artifact::read_upload(&unsigned)?;
+        // The last line of defence: nothing the strict readers refuse is ever signed, even a
+        // request stored and approved by a version that did not check at submit.
+        artifact::read_claims(&files).map_err(|refused| format!("refusing to sign: {refused}"))?;
         let payloads: Vec<Vec<u8>> = files
             .iter()
             .filter(|(n, _)| artifact::signs(n))
@@ -348,9 +351,13 @@ mod tests {
         (Arc::new(local), secret.public_key().into())
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_approved_request_left_unsigned_by_a_stop_is_signed_at_the_next_start() {
-        use p256::ecdsa::signature::Verifier as _;
+    const GOOD: &str = r#"{"critical":{"identity":{"docker-reference":"registry.test/app"},"image":{"docker-manifest-digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111"},"type":"cosign container image signature"},"optional":null}"#;
+
+    /// Store `payload` as a request approved by an earlier run that stopped before signing,
+    /// start the service, and wait until the request is final: its row, the store and the key.
+    async fn left_approved_then_started(
+        payload: &[u8],
+    ) -> (store::RequestRow, Store, p256::ecdsa::VerifyingKey) {
         let dir = tempfile::tempdir().unwrap();
         let config: ServeConfig = toml::from_str(&format!(
             r#"listen = "127.0.0.1:0"
@@ -374,8 +381,7 @@ approvers = ["alice"]
             token::new_token().1,
         ))
         .unwrap();
-        let payload = br#"{"critical":{}}"#.to_vec();
-        let zip = artifact::signed_zip(&[("payload.json".into(), payload.clone())], &[]).unwrap();
+        let zip = artifact::signed_zip(&[("payload.json".into(), payload.to_vec())], &[]).unwrap();
         // The earlier run: submitted, approved, stopped before it signed.
         {
             let store = Store::open(&config.database).unwrap();
@@ -407,20 +413,42 @@ approvers = ["alice"]
         }));
         let reader = Store::open(&config.database).unwrap();
         let mut waited = Duration::ZERO;
-        while reader.get("r1").unwrap().status != status::COMPLETED {
-            assert!(waited < Duration::from_secs(30), "never signed");
+        while !status::is_final(&reader.get("r1").unwrap().status) {
+            assert!(waited < Duration::from_secs(30), "never finished");
             tokio::time::sleep(Duration::from_millis(20)).await;
             waited += Duration::from_millis(20);
         }
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+        assert!(audit::verify_entries(&reader.audit_entries().unwrap()).is_ok());
+        (reader.get("r1").unwrap(), reader, key)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_approved_request_left_unsigned_by_a_stop_is_signed_at_the_next_start() {
+        use p256::ecdsa::signature::Verifier as _;
+        let (row, reader, key) = left_approved_then_started(GOOD.as_bytes()).await;
+        assert_eq!(row.status, status::COMPLETED);
         let signed = reader.signed("r1").unwrap().unwrap();
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(signed)).unwrap();
         let mut der = Vec::new();
         std::io::Read::read_to_end(&mut archive.by_name("payload.json.sig").unwrap(), &mut der)
             .unwrap();
         let sig = p256::ecdsa::Signature::from_der(&der).unwrap();
-        key.verify(&payload, &sig).unwrap();
-        let _ = stop.send(());
-        server.await.unwrap().unwrap();
-        assert!(audit::verify_entries(&reader.audit_entries().unwrap()).is_ok());
+        key.verify(GOOD.as_bytes(), &sig).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_approved_request_the_strict_readers_refuse_is_never_signed() {
+        // Stored and approved by a version that did not check at submit: two spellings of
+        // `critical`, which cosign and a lenient reader resolve differently.
+        let evil = format!(
+            r#"{{"critical":{},"Critical":{}}}"#,
+            &GOOD[12..GOOD.len() - 17],
+            &GOOD[12..GOOD.len() - 17]
+        );
+        let (row, reader, _) = left_approved_then_started(evil.as_bytes()).await;
+        assert_eq!(row.status, status::FAILED);
+        assert!(reader.signed("r1").unwrap().is_none());
     }
 }
