@@ -349,8 +349,8 @@ fn two_approvals_from_a_group_need_a_second_approver_in_a_second_browser() {
     assert_eq!(
         approvals,
         [
-            serde_json::json!({"approvals": 1, "required": 2}),
-            serde_json::json!({"approvals": 2, "required": 2})
+            serde_json::json!({"approvals": 1, "required": 2, "via": "web"}),
+            serde_json::json!({"approvals": 2, "required": 2, "via": "web"})
         ]
     );
 }

@@ -536,7 +536,10 @@ async fn approve(
         Ok(Err(why)) => return error(StatusCode::CONFLICT, why),
         Err(e) => return store_error(e),
     }
-    match service.store.approve(&row.id, &caller.0, needed, now()) {
+    match service
+        .store
+        .approve(&row.id, &caller.0, needed, now(), crate::store::Via::Api)
+    {
         Ok(ready) => {
             if ready {
                 tokio::spawn(service.clone().process(row.id.clone()));
@@ -576,7 +579,10 @@ async fn deny(
             ),
         );
     }
-    match service.store.deny(&row.id, &caller.0, &reason, now()) {
+    match service
+        .store
+        .deny(&row.id, &caller.0, &reason, now(), crate::store::Via::Api)
+    {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => store_error(e),
     }

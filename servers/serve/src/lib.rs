@@ -402,7 +402,9 @@ approvers = ["alice"]
                     audit_detail: serde_json::json!({}),
                 })
                 .unwrap();
-            assert!(store.approve("r1", "alice", 1, now()).unwrap());
+            assert!(store
+                .approve("r1", "alice", 1, now(), store::Via::Api)
+                .unwrap());
         }
         let (signer, key) = signer();
         let signers: Signers = [(policy_key("p", "s"), signer)].into_iter().collect();

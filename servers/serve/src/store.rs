@@ -111,6 +111,25 @@ pub struct NewRequest<'a> {
 }
 
 /// The database.
+/// Where a decision was made, recorded with it in the audit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The REST API, with a bearer token.
+    Api,
+    /// The approvers' web page, in a signed-in session.
+    Web,
+}
+
+impl Via {
+    /// The word recorded in the audit entry's detail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "api",
+            Via::Web => "web",
+        }
+    }
+}
+
 pub struct Store {
     conn: Mutex<Connection>,
 }
@@ -307,14 +326,15 @@ impl Store {
         })
     }
 
-    /// Record `approver`'s approval; returns whether the request now has `needed` approvals
-    /// (and has moved to `InProgress`).
+    /// Record `approver`'s approval, made through `via`; returns whether the request now has
+    /// `needed` approvals (and has moved to `InProgress`).
     pub fn approve(
         &self,
         id: &str,
         approver: &str,
         needed: u32,
         now: i64,
+        via: Via,
     ) -> Result<bool, StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
@@ -338,15 +358,23 @@ impl Store {
             if ready {
                 set_status(&tx, id, status::IN_PROGRESS, "QueuedForProcessing", None)?;
             }
-            let detail = serde_json::json!({ "approvals": count, "required": needed });
+            let detail =
+                serde_json::json!({ "approvals": count, "required": needed, "via": via.as_str() });
             audit::append(&tx, now, approver, "approve", id, &detail)?;
             tx.commit()?;
             Ok(ready)
         })
     }
 
-    /// Deny with a reason.
-    pub fn deny(&self, id: &str, who: &str, reason: &str, now: i64) -> Result<(), StoreError> {
+    /// Deny with a reason, through `via`.
+    pub fn deny(
+        &self,
+        id: &str,
+        who: &str,
+        reason: &str,
+        now: i64,
+        via: Via,
+    ) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
             let row = waiting_row(&tx, id, now)?;
@@ -356,7 +384,8 @@ impl Store {
                 )));
             }
             set_status(&tx, id, status::DENIED, "Denied", Some(reason))?;
-            audit::append(&tx, now, who, "deny", id, &serde_json::json!({ "reason": reason }))?;
+            let detail = serde_json::json!({ "reason": reason, "via": via.as_str() });
+            audit::append(&tx, now, who, "deny", id, &detail)?;
             tx.commit()?;
             Ok(())
         })
@@ -564,13 +593,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db")).unwrap();
         store.insert(&new("r1", 10, 1000)).unwrap();
-        let e = store.approve("r1", "ci", 2, 11).unwrap_err().to_string();
+        let e = store
+            .approve("r1", "ci", 2, 11, Via::Api)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot approve"), "{e}");
-        assert!(!store.approve("r1", "alice", 2, 12).unwrap());
-        assert!(store.approve("r1", "alice", 2, 13).is_err());
-        assert!(store.approve("r1", "bob", 2, 14).unwrap());
+        assert!(!store.approve("r1", "alice", 2, 12, Via::Api).unwrap());
+        assert!(store.approve("r1", "alice", 2, 13, Via::Api).is_err());
+        assert!(store.approve("r1", "bob", 2, 14, Via::Web).unwrap());
         assert_eq!(store.get("r1").unwrap().status, status::IN_PROGRESS);
-        assert!(audit::verify_entries(&store.audit_entries().unwrap()).is_ok());
+        let entries = store.audit_entries().unwrap();
+        assert!(audit::verify_entries(&entries).is_ok());
+        // Each decision records where it was made.
+        let via: Vec<(String, String)> = entries
+            .iter()
+            .filter(|e| e.action == "approve")
+            .map(|e| {
+                let d: serde_json::Value = serde_json::from_str(&e.detail).unwrap();
+                (e.actor.clone(), d["via"].as_str().unwrap().to_string())
+            })
+            .collect();
+        assert_eq!(
+            via,
+            [("alice".into(), "api".into()), ("bob".into(), "web".into())]
+        );
     }
 
     #[test]
@@ -578,7 +624,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db")).unwrap();
         store.insert(&new("r1", 10, 20)).unwrap();
-        let e = store.approve("r1", "alice", 1, 20).unwrap_err().to_string();
+        let e = store
+            .approve("r1", "alice", 1, 20, Via::Api)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Canceled (not approved in time)"), "{e}");
     }
 

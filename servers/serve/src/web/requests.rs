@@ -251,7 +251,10 @@ pub(crate) async fn approve(
         Ok(Err(why)) => return refuse(&user, StatusCode::CONFLICT, "Refused", &why),
         Err(e) => return store_refusal(&user, e),
     }
-    match service.store.approve(&row.id, &user.name, needed, now()) {
+    match service
+        .store
+        .approve(&row.id, &user.name, needed, now(), crate::store::Via::Web)
+    {
         Ok(ready) => {
             if ready {
                 tokio::spawn(service.clone().process(row.id.clone()));
@@ -290,7 +293,10 @@ pub(crate) async fn deny(
             &format!("A denial needs a reason (1 to {MAX_REASON} bytes); go back and write why."),
         );
     }
-    match service.store.deny(&row.id, &user.name, reason, now()) {
+    match service
+        .store
+        .deny(&row.id, &user.name, reason, now(), crate::store::Via::Web)
+    {
         Ok(()) => back_to(&user, &row),
         Err(e) => store_refusal(&user, e),
     }
