@@ -463,5 +463,8 @@ fn a_denial_in_chromium_with_a_reason_makes_the_client_exit_7_with_that_reason()
         .iter()
         .find(|e| e["request_id"] == id.as_str() && e["action"] == "deny")
         .unwrap();
-    assert_eq!(detail(denial), serde_json::json!({ "reason": reason }));
+    assert_eq!(
+        detail(denial),
+        serde_json::json!({ "reason": reason, "via": "web" })
+    );
 }
