@@ -665,7 +665,21 @@ async fn proxy_header_mode_believes_only_trusted_proxies() {
         assert!(start.elapsed() < WAIT, "never signed: {page}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A client through the proxy that never returns cookies leaves nothing behind.
+    let cookieless = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        let r = as_alice(cookieless.get(&url)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
     server.stop().await;
+    let sessions: i64 = rusqlite::Connection::open(f.dir.path().join("state.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sessions, 0, "proxy-header mode stores no sessions");
     let entries = f.store().audit_entries().unwrap();
     assert!(entries
         .iter()

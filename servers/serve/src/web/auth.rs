@@ -1,6 +1,6 @@
 //! Who is using the page: the identity of a live session cookie (password mode), or the
-//! identity a trusted reverse proxy names in its header (proxy-header mode, which still keeps a
-//! session so that forms carry a CSRF token).
+//! identity a trusted reverse proxy names in its header (proxy-header mode, where a random
+//! cookie, never stored, binds the forms' CSRF tokens to the browser).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -139,21 +139,31 @@ pub(crate) fn user(
                     format!("{name} is not an identity of this service; ask its administrators to add it to serve.toml."),
                 );
             }
-            match session_of(service, headers)? {
-                Some((session, n)) if n == name => Ok(User {
-                    name: n,
+            // No database session: the proxy names the user on every request, so the cookie
+            // only binds CSRF tokens to this browser. A client that never sends it back gets a
+            // new one each time and writes nothing.
+            let cookie =
+                session::cookie(headers, cookie_name(service)).and_then(SessionId::from_cookie);
+            Ok(match cookie {
+                Some(session) => User {
+                    name: name.to_string(),
                     session,
                     set_cookie: None,
-                }),
-                _ => {
-                    let (session, cookie) = start_session(service, name)?;
-                    Ok(User {
+                },
+                None => {
+                    let session = SessionId::random();
+                    let cookie = session::set_cookie(
+                        &session,
+                        service.web.tls,
+                        service.web.session_lifetime.as_secs(),
+                    );
+                    User {
                         name: name.to_string(),
                         session,
                         set_cookie: Some(cookie),
-                    })
+                    }
                 }
-            }
+            })
         }
     }
 }
