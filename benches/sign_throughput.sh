@@ -22,6 +22,9 @@
 #      INSTALL=0            does not run scripts/install-test-deps.sh (as root it otherwise does).
 #      CONTENDERS=a,b       runs only these contenders (names as in the table; the ratios that
 #                           need a missing one print -).
+#      ROUNDS=3             runs every contender 3 times per network, in rotation, each time on
+#                           fresh images; tables show the median images/s (min-max) and the
+#                           ratios use the medians (local figures here vary by up to 25% per run).
 #      KEEP_WORK=1          keeps the work directory (registry log, each contender's output).
 #      PROFILE=debug        measures a debug build (only to try the script; figures mean nothing).
 # Each contender signs into its own fresh repository holding the same images (same digests,
@@ -150,7 +153,8 @@ log_lines() { sleep 0.2; grep -cE '^[^ ]+ - [^ ]+ \[[^]]+\] "[A-Z]+ /v2/' "$WORK
 SEED=$RANDOM$RANDOM
 ROWS="$WORK/rows.tsv"; : > "$ROWS"      # network, contender, images, images/s, peak RSS, requests/image
 RATIOS="$WORK/ratios.tsv"; : > "$RATIOS"
-declare -A RATE
+declare -A RATE RATES
+ROUNDS="${ROUNDS:-1}"
 CALLS=()
 
 # prepare REPO COUNT: pushes COUNT images (the same for every contender: same seed) into the fresh
@@ -169,7 +173,7 @@ record() {
   local name="$1" count="$2" start="$3" end="$4" mem="$5" before="$6" after rate
   after="$(log_lines)"
   rate="$(echo "$count / ($end - $start)" | bc -l)"
-  RATE[$name]="$rate"
+  RATE[$name]="$rate"; RATES[$name]="${RATES[$name]:-} $rate"
   printf '%s\t%s\t%s\t%.1f\t%s\t%.1f\n' "$NET" "$name" "$count" "$rate" "$mem" \
     "$(echo "($after - $before) / $count" | bc -l)" >> "$ROWS"
   printf '# %-22s %5s images %8.1f images/s\n' "$name" "$count" "$rate" >&2
@@ -283,6 +287,19 @@ contenders() {
   else skip skopeo "$SKOPEO is missing; run scripts/install-test-deps.sh as root"; fi
 }
 
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+# rounds FAST_N COSIGN2_N COSIGN3_N SAMPLE: every contender ROUNDS times (fresh repositories per
+# round), then each contender's rate is the median of its rounds.
+rounds() {
+  local r base="$NETID"
+  for r in $(seq "$ROUNDS"); do
+    NETID="$base"; [ "$ROUNDS" = 1 ] || NETID="$base-r$r"
+    contenders "$@"
+  done
+  NETID="$base"
+  for k in "${!RATES[@]}"; do RATE[$k]="$(median "${RATES[$k]}")"; done
+  RATES=()
+}
 ratio() { [ -n "${RATE[$1]:-}" ] && [ -n "${RATE[$2]:-}" ] && printf '%.2f' "$(echo "${RATE[$1]} / ${RATE[$2]}" | bc -l)" || echo -; }
 ratios() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$NET" "$(ratio sigbridge-legacy cosign2-one-process)" \
@@ -295,7 +312,7 @@ ratios() {
 if [ "${LOCAL:-1}" != 0 ]; then
   NET=local; NETID=local; HOST="$REG"
   echo "# local registry $REG: $N images per contender, cosign 3.1.1 $COSIGN3_N, loops $SAMPLE" >&2
-  contenders "$N" "$N" "$COSIGN3_N" "$SAMPLE"
+  rounds "$N" "$N" "$COSIGN3_N" "$SAMPLE"
   ratios
 fi
 
@@ -308,7 +325,7 @@ for rtt in ${WAN_LIST//,/ }; do
   [ -n "$HOST" ] || { echo "error: the latency proxy did not start; see $WORK/proxy.err" >&2; cat "$WORK/proxy.err" >&2; exit 1; }
   NET="$rtt ms RTT"; NETID="wan$rtt"
   echo "# WAN: $HOST adds $one_way ms each way to $REG; $WAN_N images for sigbridge and the floor, $WAN_SLOW_N for cosign's one-process runs, loops $WAN_SAMPLE" >&2
-  contenders "$WAN_N" "$WAN_SLOW_N" "$WAN_SLOW_N" "$WAN_SAMPLE"
+  rounds "$WAN_N" "$WAN_SLOW_N" "$WAN_SLOW_N" "$WAN_SAMPLE"
   ratios
   kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; PROXY_PID=
 done
@@ -316,7 +333,16 @@ done
 echo
 echo "| network | contender | images | images/s | peak RSS MiB | requests/image |"
 echo "|---|---|---|---|---|---|"
-awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6}' "$ROWS"
+# One row per network and contender: with ROUNDS > 1 the median rate (min-max), the largest RSS.
+awk -F'\t' -v rounds="$ROUNDS" '
+  { k = $1 SUBSEP $2; if (!(k in n)) { order[++keys] = k; net[k] = $1; who[k] = $2; imgs[k] = $3; req[k] = $6; mem[k] = $5 }
+    rate[k, ++n[k]] = $4; if ($5 != "-" && $5 + 0 > mem[k] + 0) mem[k] = $5 }
+  END { for (i = 1; i <= keys; i++) { k = order[i]; m = n[k]
+      for (a = 1; a <= m; a++) v[a] = rate[k, a]
+      for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (v[b] + 0 < v[a] + 0) { t = v[a]; v[a] = v[b]; v[b] = t }
+      med = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+      shown = (rounds > 1) ? sprintf("%.1f (%.1f-%.1f)", med, v[1], v[m]) : sprintf("%.1f", med)
+      printf "| %s | %s | %s | %s | %s | %s |\n", net[k], who[k], imgs[k], shown, mem[k], req[k] } }' "$ROWS"
 echo
 echo "| network | sigbridge legacy / cosign 2.5 one process | sigbridge bundle / cosign 3.1.1 one process | bundle / legacy | sigbridge legacy / floor | sigbridge legacy / floor with the same reads | sigbridge legacy / cosign 2.5 per image |"
 echo "|---|---|---|---|---|---|---|"
