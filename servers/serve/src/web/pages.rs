@@ -121,10 +121,15 @@ pub(crate) fn request(
     decision: &Decision,
 ) -> String {
     let mut body = String::new();
+    // The workflow status (SignPath's finer-grained word) only when it adds something.
+    let workflow = if row.workflow_status == row.status {
+        String::new()
+    } else {
+        format!(" ({})", esc(&row.workflow_status))
+    };
     body.push_str(&format!(
-        "<dl id=\"summary\"><dt>Status</dt><dd><span id=\"status\">{}</span> ({})</dd>",
+        "<dl id=\"summary\"><dt>Status</dt><dd><span id=\"status\">{}</span>{workflow}</dd>",
         esc(&row.status),
-        esc(&row.workflow_status)
     ));
     if let Some(reason) = &row.reason {
         body.push_str(&format!(
@@ -276,5 +281,26 @@ mod tests {
         let page = |n| request(&viewer, &row(), 1, &described(n), &[], &Decision::Both);
         assert!(page(1).contains("To be signed (1 payload)"), "{}", page(1));
         assert!(page(3).contains("To be signed (3 payloads)"), "{}", page(3));
+    }
+
+    #[test]
+    fn the_workflow_status_is_shown_only_when_it_differs() {
+        let viewer = Viewer {
+            name: "alice",
+            csrf: "t",
+        };
+        let page = request(&viewer, &row(), 1, &described(1), &[], &Decision::Both);
+        assert!(
+            page.contains("<span id=\"status\">WaitingForApproval</span></dd>"),
+            "{page}"
+        );
+        let mut queued = row();
+        queued.status = status::IN_PROGRESS.into();
+        queued.workflow_status = "QueuedForProcessing".into();
+        let page = request(&viewer, &queued, 1, &described(1), &[], &Decision::Both);
+        assert!(
+            page.contains("<span id=\"status\">InProgress</span> (QueuedForProcessing)</dd>"),
+            "{page}"
+        );
     }
 }
