@@ -135,6 +135,22 @@ fn attached_payload_sha256(fx: &Fixture, repo: &str, digest: &str) -> String {
         .to_string()
 }
 
+/// The waiting client finishes with success and cosign verifies every image.
+fn assert_signed_and_verified(
+    sign: std::process::Child,
+    fx: &Fixture,
+    images: &[(String, String, String)],
+) {
+    let out = finish_within(sign, CLIENT_GUARD);
+    assert!(
+        out.status.success(),
+        "sign failed:\n{}\n{}",
+        out.describe(),
+        fx.log()
+    );
+    assert_cosign_verifies(fx, images);
+}
+
 fn assert_cosign_verifies(fx: &Fixture, images: &[(String, String, String)]) {
     for (image, _, _) in images {
         let v = cosign_verify(&fx.reg, &fx.public_key, image, &[]);
@@ -227,14 +243,7 @@ fn an_approver_in_chromium_sees_all_three_images_with_their_payload_digests_and_
     assert_eq!(tab.text("#approvals"), "1 of 1 (alice)");
     assert!(!tab.exists("#approve"), "an approve form after approving");
 
-    let out = finish_within(sign, CLIENT_GUARD);
-    assert!(
-        out.status.success(),
-        "sign failed:\n{}\n{}",
-        out.describe(),
-        fx.log()
-    );
-    assert_cosign_verifies(&fx, &images);
+    assert_signed_and_verified(sign, &fx, &images);
     // The digests the approver was shown are those of the payloads now signed in the registry.
     for (image, repo, digest) in &images {
         let on_page = &rows.iter().find(|(i, _)| i == image).unwrap().1;
@@ -316,14 +325,7 @@ fn two_approvals_from_a_group_need_a_second_approver_in_a_second_browser() {
     bob.screenshot("2-bob-request");
     bob.click_and_wait("#approve button[type=submit]");
 
-    let out = finish_within(sign, CLIENT_GUARD);
-    assert!(
-        out.status.success(),
-        "sign failed:\n{}\n{}",
-        out.describe(),
-        fx.log()
-    );
-    assert_cosign_verifies(&fx, &images);
+    assert_signed_and_verified(sign, &fx, &images);
     bob.goto(&fx.web(&format!("/web/requests/{id}")));
     assert_eq!(bob.text("#status"), "Completed");
     assert_eq!(bob.text("#approvals"), "2 of 2 (alice, bob)");
@@ -391,14 +393,7 @@ fn the_submitter_signed_in_as_an_approver_gets_no_approve_form_and_another_appro
     open_from_list(&alice, &id);
     alice.click_and_wait("#approve button[type=submit]");
 
-    let out = finish_within(sign, CLIENT_GUARD);
-    assert!(
-        out.status.success(),
-        "sign failed:\n{}\n{}",
-        out.describe(),
-        fx.log()
-    );
-    assert_cosign_verifies(&fx, &images);
+    assert_signed_and_verified(sign, &fx, &images);
     ci.goto(&fx.web(&format!("/web/requests/{id}")));
     assert_eq!(ci.text("#status"), "Completed");
     assert_eq!(ci.text("#approvals"), "1 of 1 (alice)");
